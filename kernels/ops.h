@@ -1,0 +1,177 @@
+/* The backend interface: every forward and backward op the model needs, as one
+ * table of function pointers per backend (cpu, cpu64, cuda).
+ *
+ * Contract:
+ * - All buffer pointers are device pointers of the backend (host memory for
+ *   the CPU backends), allocated with `alloc`.
+ * - Three element types: `act` (activations, activation gradients and the
+ *   compute copy of the weights: fp32 on cpu, fp64 on cpu64, bf16 on cuda),
+ *   `master` (master weights, weight gradients, optimizer state, per-token
+ *   statistics such as rstd/lse/losses: fp32 on cpu and cuda, fp64 on cpu64),
+ *   and `int32_t` (tokens, positions, indices). Arguments are typed `void *`
+ *   and the comment says which of act/master they hold.
+ * - Weight-gradient outputs (`dweight`, `dbias`, `dwte`, ...) are ACCUMULATED
+ *   (+=) so gradient accumulation over micro-batches needs no extra pass.
+ *   Activation-gradient outputs are overwritten, except where a comment says
+ *   `+=` (norm backward adds into the residual-stream gradient).
+ * - Linear layers follow PyTorch: weight[OC][C], out = inp · weightᵀ + bias.
+ * - N is the number of token rows (micro_batch × seq_len).
+ * - The cpu backend is deterministic: same inputs give bit-identical outputs
+ *   whatever the thread count.
+ * - Ops never fail: shapes are validated by the caller (config validation);
+ *   `alloc` returns NULL when memory runs out.
+ */
+#ifndef CAIRN_OPS_H
+#define CAIRN_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ops {
+    const char *name;            /* "cpu", "cpu64", "cuda" */
+    size_t act_bytes;            /* bytes per act element */
+    size_t master_bytes;         /* bytes per master element */
+    int compute_aliases_master;  /* 1: forward ops may read master weights directly */
+
+    /* ---- memory ---- */
+    void *(*alloc)(size_t bytes); /* zero-filled; NULL on failure */
+    void (*free)(void *ptr);
+    void (*copy_to_device)(void *dst, const void *host_src, size_t bytes);
+    void (*copy_to_host)(void *host_dst, const void *src, size_t bytes);
+    void (*copy_device)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *ptr, size_t bytes);
+    void (*synchronize)(void);
+
+    /* ---- conversions (n elements) ---- */
+    void (*master_to_act)(void *act, const void *master, size_t n);
+    void (*act_to_float)(float *host, const void *act, size_t n);
+    void (*float_to_act)(void *act, const float *host, size_t n);
+    void (*master_to_float)(float *host, const void *master, size_t n);
+    void (*float_to_master)(void *master, const float *host, size_t n);
+
+    /* ---- embedding ---- */
+    /* out[n] = wte[tokens[n]] + (wpe ? wpe[positions[n]] : 0); wte [V][C], wpe [P][C] (act) */
+    void (*embedding_forward)(void *out, const int32_t *tokens, const int32_t *positions,
+                              const void *wte, const void *wpe, int N, int C);
+    /* dwte[tokens[n]] += dout[n]; dwpe[positions[n]] += dout[n] (master; dwpe may be NULL) */
+    void (*embedding_backward)(void *dwte, void *dwpe, const void *dout, const int32_t *tokens,
+                               const int32_t *positions, int N, int C);
+
+    /* ---- normalization ---- */
+    /* out = inp / sqrt(mean(inp²) + eps) * weight; rstd [N] (master) */
+    void (*rmsnorm_forward)(void *out, void *rstd, const void *inp, const void *weight, int N,
+                            int C, float eps);
+    /* dinp += ...; dweight += ... */
+    void (*rmsnorm_backward)(void *dinp, void *dweight, const void *dout, const void *inp,
+                             const void *weight, const void *rstd, int N, int C);
+    /* out = (inp - mean) * rstd * weight + bias; mean, rstd [N] (master) */
+    void (*layernorm_forward)(void *out, void *mean, void *rstd, const void *inp,
+                              const void *weight, const void *bias, int N, int C, float eps);
+    /* dinp += ...; dweight += ...; dbias += ... */
+    void (*layernorm_backward)(void *dinp, void *dweight, void *dbias, const void *dout,
+                               const void *inp, const void *weight, const void *mean,
+                               const void *rstd, int N, int C);
+
+    /* ---- linear ---- */
+    /* out[N][OC] = inp[N][C] · weight[OC][C]ᵀ + bias[OC] (bias may be NULL) */
+    void (*matmul_forward)(void *out, const void *inp, const void *weight, const void *bias,
+                           int N, int C, int OC);
+    /* dinp = dout · weight (overwrite; skipped when NULL); dweight += doutᵀ · inp;
+     * dbias += Σ_n dout (skipped when NULL) */
+    void (*matmul_backward)(void *dinp, void *dweight, void *dbias, const void *dout,
+                            const void *inp, const void *weight, int N, int C, int OC);
+
+    /* ---- attention block pieces; qkv rows are [q heads (H) | k heads (KV) | v heads (KV)] × hd ---- */
+    /* RMSNorm over hd of each q head (q_weight [hd]) and each k head (k_weight [hd]);
+     * v copied. rstd [N][H+KV] (master) */
+    void (*qk_norm_forward)(void *out_qkv, void *rstd, const void *inp_qkv, const void *q_weight,
+                            const void *k_weight, int N, int H, int KV, int hd, float eps);
+    /* dinp_qkv overwritten (v part copied from dout); dq_weight, dk_weight += */
+    void (*qk_norm_backward)(void *dinp_qkv, void *dq_weight, void *dk_weight,
+                             const void *dout_qkv, const void *inp_qkv, const void *q_weight,
+                             const void *k_weight, const void *rstd, int N, int H, int KV,
+                             int hd);
+    /* Rotary embedding in place on the q and k heads, interleaved pairs (2i, 2i+1):
+     * angle = positions[n] · theta^(-2i/hd). backward applies the inverse rotation. */
+    void (*rope_forward)(void *qkv, const int32_t *positions, int N, int H, int KV, int hd,
+                         float theta);
+    void (*rope_backward)(void *dqkv, const int32_t *positions, int N, int H, int KV, int hd,
+                          float theta);
+    /* Causal attention, scale 1/sqrt(hd), query head h reads kv head h / (H/KV).
+     * doc_start [B*T] (may be NULL): position t of a sequence attends only to
+     * keys j with doc_start[b*T+t] <= j <= t (block-diagonal per document).
+     * out [N][H*hd] (act), lse [B][H][T] (master) */
+    void (*attention_forward)(void *out, void *lse, const void *qkv, const int32_t *doc_start,
+                              int B, int T, int H, int KV, int hd);
+    /* dqkv overwritten */
+    void (*attention_backward)(void *dqkv, const void *dout, const void *qkv, const void *out,
+                               const void *lse, const int32_t *doc_start, int B, int T, int H,
+                               int KV, int hd);
+
+    /* ---- activations ---- */
+    /* inp [N][2F] = [gate | up]; out [N][F] = silu(gate) * up */
+    void (*swiglu_forward)(void *out, const void *inp, int N, int F);
+    void (*swiglu_backward)(void *dinp, const void *dout, const void *inp, int N, int F);
+    /* GELU, tanh approximation, n elements */
+    void (*gelu_forward)(void *out, const void *inp, size_t n);
+    void (*gelu_backward)(void *dinp, const void *dout, const void *inp, size_t n);
+    /* xIELU (Apertus): alpha [2] (act) = {alpha_p_raw, alpha_n_raw};
+     * alpha_p = softplus(alpha_p_raw), alpha_n = 0.5 + softplus(alpha_n_raw), beta = 0.5:
+     * x > 0: alpha_p x² + beta x; x <= 0: alpha_n expm1(min(x, -1e-6)) - alpha_n x + beta x */
+    void (*xielu_forward)(void *out, const void *inp, const void *alpha, size_t n);
+    /* dalpha [2] (master) += */
+    void (*xielu_backward)(void *dinp, void *dalpha, const void *dout, const void *inp,
+                           const void *alpha, size_t n);
+
+    /* ---- elementwise (act) ---- */
+    void (*add)(void *out, const void *a, const void *b, size_t n); /* out = a + b */
+    void (*accumulate)(void *dst, const void *src, size_t n);       /* dst += src */
+
+    /* ---- loss ---- */
+    /* losses[n] = logsumexp(logits[n]) - logits[n][targets[n]] (master [N]).
+     * When weights (master [N]) is not NULL, logits is overwritten in place by
+     * dlogits = (softmax(logits) - onehot(target)) * weights[n]. */
+    void (*cross_entropy)(void *logits, void *losses, const int32_t *targets, const void *weights,
+                          int N, int V);
+
+    /* ---- mixture of experts (routing itself is decided on the host) ---- */
+    /* out[i] = inp[rows[i]] for i < n_out (act, C columns) */
+    void (*gather_rows)(void *out, const void *inp, const int32_t *rows, int n_out, int C);
+    /* out[rows[i]] += inp[i] for i < n_inp */
+    void (*scatter_add_rows)(void *out, const void *inp, const int32_t *rows, int n_inp, int C);
+    /* out[n] = Σ_j gates[n*k+j] * expert_out[slot[n*k+j]] over slots != -1 (overwrite).
+     * gates (master [N*k]) */
+    void (*moe_combine_forward)(void *out, const void *expert_out, const void *gates,
+                                const int32_t *slot, int N, int k, int C);
+    /* dexpert_out[slot] = gate * dout[n] (overwrite, rows of dropped slots untouched);
+     * dgates[n*k+j] = dout[n] · expert_out[slot] (overwrite, 0 for dropped) */
+    void (*moe_combine_backward)(void *dexpert_out, void *dgates, const void *dout,
+                                 const void *expert_out, const void *gates, const int32_t *slot,
+                                 int N, int k, int C);
+
+    /* ---- optimizer (master buffers, n elements) ---- */
+    /* AdamW with decoupled decay: p -= lr * (m̂ / (sqrt(v̂) + eps) + wd * p),
+     * m̂ = m / bias_correction1, v̂ = v / bias_correction2 */
+    void (*adamw_update)(void *param, const void *grad, void *m, void *v, size_t n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay,
+                         float bias_correction1, float bias_correction2);
+    /* AdEMAMix (Apertus): m1 = β1 m1 + (1-β1) g; m2 = β3 m2 + (1-β3) g; v = β2 v + (1-β2) g²;
+     * p -= lr * ((m1/bc1 + alpha m2) / (sqrt(v)/sqrt(bc2) + eps) + wd p) */
+    void (*ademamix_update)(void *param, const void *grad, void *m1, void *m2, void *v, size_t n,
+                            float lr, float beta1, float beta2, float beta3, float alpha, float eps,
+                            float weight_decay, float bias_correction1, float bias_correction2);
+    /* Σ x² in double, returned to the host (synchronizes) */
+    double (*sum_squares)(const void *x, size_t n);
+    /* x *= s (master) */
+    void (*scale)(void *x, size_t n, float s);
+} ops;
+
+/* The backends compiled into this binary. */
+const ops *ops_cpu(void);
+const ops *ops_cpu64(void); /* fp64 everywhere: the finite-difference reference */
+#ifdef CAIRN_HAVE_CUDA
+/* NULL with a message in `why` (at least 256 bytes) when no usable GPU is present */
+const ops *ops_cuda(char *why, size_t why_size);
+#endif
+
+#endif
