@@ -20,6 +20,12 @@ int status_prefix(status *st, const char *format, ...) {
     vsnprintf(prefix, sizeof prefix, format, args);
     va_end(args);
     memcpy(previous, st->message, sizeof previous);
-    snprintf(st->message, sizeof st->message, "%s: %s", prefix, previous);
+    /* the message is one line of bounded length: the tail of a long one is dropped */
+    size_t room = sizeof st->message - 1;
+    int used = snprintf(st->message, sizeof st->message, "%s: ", prefix);
+    if (used < 0) used = 0;
+    if ((size_t)used < room)
+        snprintf(st->message + used, sizeof st->message - (size_t)used, "%.*s",
+                 (int)(room - (size_t)used), previous);
     return -1;
 }

@@ -17,12 +17,15 @@
 typedef struct indexed_dataset_writer indexed_dataset_writer;
 typedef struct indexed_dataset indexed_dataset;
 
+/* Creates missing parent folders of prefix. */
 int indexed_dataset_writer_open(const char *prefix, int vocab_size, indexed_dataset_writer **out,
                                 status *st);
 int indexed_dataset_writer_add(indexed_dataset_writer *w, const int32_t *tokens, size_t count,
                                status *st);
 /* Writes the index and renames both files into place; frees w either way. */
 int indexed_dataset_writer_close(indexed_dataset_writer *w, status *st);
+/* Removes the temporary files and frees w; an existing PREFIX.bin/.idx stays untouched. */
+void indexed_dataset_writer_abort(indexed_dataset_writer *w);
 
 int indexed_dataset_open(const char *prefix, indexed_dataset **out, status *st);
 void indexed_dataset_close(indexed_dataset *d);
@@ -33,6 +36,13 @@ int64_t indexed_dataset_document_length(const indexed_dataset *d, int64_t doc);
 void indexed_dataset_read(const indexed_dataset *d, int64_t doc, int64_t offset, int64_t count,
                           int32_t *out);
 int indexed_dataset_dtype_code(const indexed_dataset *d);
+/* "uint16", "int32", ... for a dtype code of the Megatron table, "unknown" otherwise. */
+const char *indexed_dataset_dtype_name(int code);
+/* Position of document `doc`'s first token in the .bin token stream. */
+int64_t indexed_dataset_document_start(const indexed_dataset *d, int64_t doc);
+/* Copies tokens [first, first+count) of the .bin token stream, in file order, as int32. */
+void indexed_dataset_read_stream(const indexed_dataset *d, int64_t first, int64_t count,
+                                 int32_t *out);
 const char *indexed_dataset_prefix(const indexed_dataset *d);
 
 #endif

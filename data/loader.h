@@ -10,6 +10,17 @@
  * target t counts in the loss: 0 where the input token is EOD (when
  * mask_eod_input) and where Goldfish drops the target.
  *
+ * Order: each source's packed stream is its documents in an order shuffled
+ * per epoch, cut into windows at stride seq_len; the windows of an epoch are
+ * shuffled too (seeds from run.seed, source index, epoch), and epochs repeat
+ * forever. Sources are interleaved by Megatron's deterministic blending rule
+ * (global sample i goes to the source maximising weight*max(i,1) - taken).
+ * Global batch n is global samples [n*G, (n+1)*G) after the cursor (G =
+ * global_batch). As in Megatron's MegatronPretrainingSampler, with m =
+ * micro_batch and dp data-parallel ranks, rank r gets, for each micro-batch
+ * k = 0 .. G/(m*dp)-1, the samples k*m*dp + r*m + [0, m) of the global batch,
+ * stored as rows k*m + [0, m) of its batch.
+ *
  * The validation loader reads windows of seq_len+1 tokens with stride seq_len
  * from the start of the token stream, in file order (as `cairn eval`). */
 #ifndef CAIRN_LOADER_H

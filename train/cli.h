@@ -7,6 +7,5 @@
 int cli_train(int argc, char **argv);
 int cli_prepare(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
-int cli_eval(int argc, char **argv);
 
 #endif

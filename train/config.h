@@ -120,6 +120,14 @@ typedef struct checkpoint_config {
     char resume[CONFIG_STRING];  /* "auto", "none" or a path */
 } checkpoint_config;
 
+/* Where each key's value came from, so that validation can cite it: 0 the built-in default, -1 a
+ * --set, otherwise the line in `source`. `line` is indexed by config.c's key table. */
+#define CONFIG_KEYS 80
+typedef struct config_origin {
+    int line[CONFIG_KEYS];
+    int source_line[CONFIG_MAX_SOURCES];  /* data.sources entries */
+} config_origin;
+
 typedef struct config {
     run_config run;
     model_config model;
@@ -130,6 +138,7 @@ typedef struct config {
     checkpoint_config checkpoint;
     device_kind device;
     char source[CONFIG_STRING];  /* the YAML file it came from, "" for the built-in default */
+    config_origin origin;
 } config;
 
 void config_defaults(config *c);

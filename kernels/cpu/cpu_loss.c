@@ -1,0 +1,37 @@
+/* Cross-entropy over the vocabulary with a max-subtracted log-sum-exp; one
+ * row per task. With weights, the logits are replaced in place by the
+ * gradient, reusing the exponentials of the forward pass. */
+#include "kernels/cpu/cpu_real.h"
+
+#include <assert.h>
+
+void CPU_FN(cross_entropy)(void *logits_, void *losses_, const int32_t *targets,
+                           const void *weights_, int N, int V) {
+    real *logits = logits_, *losses = losses_;
+    const real *weights = weights_;
+#pragma omp parallel for schedule(static) if ((size_t)N * V >= PARALLEL_MIN_ELEMENTS)
+    for (int n = 0; n < N; n++) {
+        real *x = logits + (size_t)n * V;
+        int target = targets[n];
+        assert(target >= 0 && target < V);
+        real max = x[0];
+        for (int v = 1; v < V; v++) max = x[v] > max ? x[v] : max;
+        real target_logit = x[target];
+        double sum = 0;
+        if (weights) {
+            for (int v = 0; v < V; v++) {
+                x[v] = rexp(x[v] - max);
+                sum += x[v];
+            }
+        } else {
+            for (int v = 0; v < V; v++) sum += rexp(x[v] - max);
+        }
+        real lse = (real)((double)max + log(sum));
+        losses[n] = lse - target_logit;
+        if (weights) {
+            real w = weights[n], factor = (real)(1.0 / sum) * w;
+            for (int v = 0; v < V; v++) x[v] *= factor;
+            x[target] -= w;
+        }
+    }
+}

@@ -1,0 +1,24 @@
+/* Linear layers (PyTorch layout, weight [OC][C]) on top of the backend GEMM.
+ * The bias gradient is a column sum over the N rows (add_partials: one task
+ * per column block, rows added in order, independent of the thread count). */
+#include "kernels/cpu/cpu_real.h"
+
+#include <string.h>
+
+void CPU_FN(matmul_forward)(void *out_, const void *inp_, const void *weight_, const void *bias_,
+                            int N, int C, int OC) {
+    real *out = out_;
+    const real *bias = bias_;
+    if (bias) {
+#pragma omp parallel for schedule(static) if ((size_t)N * OC >= PARALLEL_MIN_ELEMENTS)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(real));
+    }
+    CPU_FN(gemm)(0, 1, N, OC, C, inp_, C, weight_, C, bias != NULL, out, OC);
+}
+
+void CPU_FN(matmul_backward)(void *dinp, void *dweight, void *dbias, const void *dout,
+                             const void *inp, const void *weight, int N, int C, int OC) {
+    if (dinp) CPU_FN(gemm)(0, 0, N, C, OC, dout, OC, weight, C, 0, dinp, C);
+    if (dweight) CPU_FN(gemm)(1, 0, OC, C, N, dout, OC, inp, C, 1, dweight, C);
+    if (dbias) CPU_FN(add_partials)(dbias, dout, N, OC);
+}

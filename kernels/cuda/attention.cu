@@ -1,0 +1,558 @@
+/* Causal GQA attention with per-document windows, forward and backward, as
+ * flash-attention kernels on bf16 tensor cores (mma.sync m16n8k16, fp32
+ * accumulation): tiles of q, k, v in shared memory, online softmax in
+ * registers, lse saved in fp32 for the backward pass.
+ *
+ * Query row t of sequence b sees keys j with doc_start[b·T+t] <= j <= t. A
+ * block of 64 query rows visits the key tiles between the smallest
+ * doc_start of its rows and its last row; the mask is applied per element.
+ * Head dims up to 64 run with 64-wide tiles, up to 128 with 128-wide tiles
+ * (a smaller hd is zero-padded in shared memory).
+ *
+ * Backward (recomputing P from lse): one kernel per key tile accumulates dK
+ * and dV over every query head of its kv group and every query tile that can
+ * see it; a second kernel per query tile accumulates dQ. No atomics: the
+ * result is deterministic. delta = rowsum(dO ∘ O) is computed first. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kernels/cuda/cuda_common.cuh"
+
+enum { ATTN_THREADS = 128, ATTN_ROWS = 64, ATTN_KV = 64, ATTN_MAX_HD = 128 };
+
+static const float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+
+/* ---- tensor-core and shared-memory helpers ---- */
+
+__device__ __forceinline__ void mma_16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* two consecutive elements of a row */
+__device__ __forceinline__ uint32_t load_pair(const bf16 *p) {
+    return *reinterpret_cast<const uint32_t *>(p);
+}
+
+/* the same column of two consecutive rows */
+template <int LD> __device__ __forceinline__ uint32_t load_column_pair(const bf16 *p) {
+    __nv_bfloat162 v;
+    v.x = p[0];
+    v.y = p[LD];
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* A operand (16×16, row-major) from a shared tile: rows row0..row0+15, columns col0..col0+15 */
+template <int LD>
+__device__ __forceinline__ void load_a(uint32_t *a, const bf16 *tile, int row0, int col0) {
+    int lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
+    const bf16 *p = tile + (row0 + group) * LD + col0 + quad * 2;
+    a[0] = load_pair(p);
+    a[1] = load_pair(p + 8 * LD);
+    a[2] = load_pair(p + 8);
+    a[3] = load_pair(p + 8 * LD + 8);
+}
+
+/* S[16 × 8·NT] += A-rows of `a_tile` · (rows of `b_tile`)ᵀ over the HD columns:
+ * the product of two row-major tiles, the second one read as Bᵀ. */
+template <int HD, int NT>
+__device__ __forceinline__ void mma_abt(float (*s)[4], const bf16 *a_tile, int a_row0,
+                                        const bf16 *b_tile) {
+    const int LD = HD + 8;
+    int lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+        uint32_t a[4];
+        load_a<LD>(a, a_tile, a_row0, kk * 16);
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            const bf16 *p = b_tile + (nt * 8 + group) * LD + kk * 16 + quad * 2;
+            mma_16816(s[nt], a, load_pair(p), load_pair(p + 8));
+        }
+    }
+}
+
+/* O[16 × HD] += P[16 × 16·KT] · V[16·KT × HD], P given as C fragments (fp32,
+ * converted to bf16 A fragments in registers), V a row-major shared tile. */
+template <int HD, int KT>
+__device__ __forceinline__ void mma_pv(float (*o)[4], const float (*p)[4], const bf16 *v_tile) {
+    const int LD = HD + 8;
+    int lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+        uint32_t a[4];
+        a[0] = pack_bf16(p[2 * kk][0], p[2 * kk][1]);
+        a[1] = pack_bf16(p[2 * kk][2], p[2 * kk][3]);
+        a[2] = pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]);
+        a[3] = pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+        const bf16 *base = v_tile + (kk * 16 + quad * 2) * LD + group;
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt++)
+            mma_16816(o[dt], a, load_column_pair<LD>(base + dt * 8),
+                      load_column_pair<LD>(base + 8 * LD + dt * 8));
+    }
+}
+
+/* Copy rows row0..row0+ROWS-1 (of T) of one head into a shared tile [ROWS][HD+8],
+ * zero-filling rows past T and columns past hd. `src` points at row 0 of the
+ * head; rows are `stride` elements apart. VEC: 16-byte loads (hd % 8 == 0 and
+ * src 16-byte aligned). */
+template <int ROWS, int HD>
+__device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, size_t stride, int row0,
+                                          int T, int hd, int vec) {
+    const int LD = HD + 8;
+    if (vec) {
+        for (int chunk = threadIdx.x; chunk < ROWS * HD / 8; chunk += blockDim.x) {
+            int r = chunk / (HD / 8), d = chunk % (HD / 8) * 8;
+            uint4 value = make_uint4(0, 0, 0, 0);
+            if (row0 + r < T && d < hd)
+                value = *reinterpret_cast<const uint4 *>(src + (size_t)(row0 + r) * stride + d);
+            *reinterpret_cast<uint4 *>(tile + r * LD + d) = value;
+        }
+    } else {
+        for (int i = threadIdx.x; i < ROWS * HD; i += blockDim.x) {
+            int r = i / HD, d = i % HD;
+            bf16 value = __float2bfloat16(0.0f);
+            if (row0 + r < T && d < hd) value = src[(size_t)(row0 + r) * stride + d];
+            tile[r * LD + d] = value;
+        }
+    }
+}
+
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+/* smallest doc start among the first `count` entries (each thread scans the shared array) */
+__device__ __forceinline__ int min_start(const int *starts, int count) {
+    int lo = 0x7fffffff;
+    for (int i = 0; i < count; i++) lo = min(lo, starts[i]);
+    return lo;
+}
+
+/* Store a 16 × HD fp32 accumulator (C fragments) scaled by `scale` as bf16
+ * rows of `dst` (stride elements apart), rows < T and columns < hd. */
+template <int HD>
+__device__ __forceinline__ void store_rows(bf16 *dst, size_t stride, const float (*acc)[4],
+                                           int row0, int T, int hd, float scale0, float scale1) {
+    int lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
+    int r0 = row0 + group, r1 = r0 + 8;
+#pragma unroll
+    for (int dt = 0; dt < HD / 8; dt++) {
+        int d = dt * 8 + quad * 2;
+        if (r0 < T) {
+            if (d < hd) dst[(size_t)r0 * stride + d] = __float2bfloat16(acc[dt][0] * scale0);
+            if (d + 1 < hd) dst[(size_t)r0 * stride + d + 1] = __float2bfloat16(acc[dt][1] * scale0);
+        }
+        if (r1 < T) {
+            if (d < hd) dst[(size_t)r1 * stride + d] = __float2bfloat16(acc[dt][2] * scale1);
+            if (d + 1 < hd) dst[(size_t)r1 * stride + d + 1] = __float2bfloat16(acc[dt][3] * scale1);
+        }
+    }
+}
+
+/* ---- forward ---- */
+
+template <int HD>
+__global__ void __launch_bounds__(ATTN_THREADS)
+    attention_forward_kernel(bf16 *out, float *lse, const bf16 *qkv, const int32_t *doc_start,
+                             int T, int H, int KV, int hd, float scale_log2, int vec) {
+    const int LD = HD + 8;
+    extern __shared__ __align__(16) unsigned char attention_shared[];
+    bf16 *q_tile = reinterpret_cast<bf16 *>(attention_shared);
+    bf16 *k_tile = q_tile + ATTN_ROWS * LD;
+    bf16 *v_tile = k_tile + ATTN_KV * LD;
+    __shared__ int row_start[ATTN_ROWS];
+
+    int q0 = (gridDim.x - 1 - blockIdx.x) * ATTN_ROWS; /* longest tiles first */
+    int h = blockIdx.y, b = blockIdx.z, g = h / (H / KV);
+    size_t stride = (size_t)(H + 2 * KV) * hd;
+    const bf16 *qkv_b = qkv + (size_t)b * T * stride;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
+
+    load_tile<ATTN_ROWS, HD>(q_tile, qkv_b + (size_t)h * hd, stride, q0, T, hd, vec);
+    for (int i = threadIdx.x; i < ATTN_ROWS; i += blockDim.x) {
+        int t = q0 + i;
+        row_start[i] = t < T ? (doc_start ? doc_start[(size_t)b * T + t] : 0) : 0x7fffffff;
+    }
+    __syncthreads();
+    int block_lo = min_start(row_start, ATTN_ROWS);
+    int block_hi = min(q0 + ATTN_ROWS, T) - 1;
+    int warp_row0 = warp * 16;
+    int warp_lo = min_start(row_start + warp_row0, 16);
+    int warp_hi = min(q0 + warp_row0 + 15, T - 1);
+    int t0 = q0 + warp_row0 + group, t1 = t0 + 8;
+    int start0 = row_start[warp_row0 + group], start1 = row_start[warp_row0 + group + 8];
+
+    float o[HD / 8][4];
+#pragma unroll
+    for (int dt = 0; dt < HD / 8; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+
+    for (int kv0 = block_lo / ATTN_KV * ATTN_KV; kv0 <= block_hi; kv0 += ATTN_KV) {
+        __syncthreads(); /* the previous tile is consumed */
+        load_tile<ATTN_KV, HD>(k_tile, qkv_b + (size_t)(H + g) * hd, stride, kv0, T, hd, vec);
+        load_tile<ATTN_KV, HD>(v_tile, qkv_b + (size_t)(H + KV + g) * hd, stride, kv0, T, hd, vec);
+        __syncthreads();
+        if (kv0 + ATTN_KV - 1 < warp_lo || kv0 > warp_hi) continue; /* nothing visible */
+
+        float s[ATTN_KV / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < ATTN_KV / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        mma_abt<HD, ATTN_KV / 8>(s, q_tile, warp_row0, k_tile);
+
+        float max0 = -INFINITY, max1 = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < ATTN_KV / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int j = kv0 + nt * 8 + quad * 2 + (e & 1);
+                int t = e < 2 ? t0 : t1, start = e < 2 ? start0 : start1;
+                s[nt][e] = (j >= start && j <= t) ? s[nt][e] * scale_log2 : -INFINITY;
+            }
+            max0 = fmaxf(max0, fmaxf(s[nt][0], s[nt][1]));
+            max1 = fmaxf(max1, fmaxf(s[nt][2], s[nt][3]));
+        }
+        float new0 = fmaxf(m0, quad_max(max0)), new1 = fmaxf(m1, quad_max(max1));
+        float corr0 = new0 == -INFINITY ? 1.0f : exp2f(m0 - new0);
+        float corr1 = new1 == -INFINITY ? 1.0f : exp2f(m1 - new1);
+        float base0 = new0 == -INFINITY ? 0.0f : new0, base1 = new1 == -INFINITY ? 0.0f : new1;
+        m0 = new0;
+        m1 = new1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < ATTN_KV / 8; nt++) {
+            s[nt][0] = exp2f(s[nt][0] - base0);
+            s[nt][1] = exp2f(s[nt][1] - base0);
+            s[nt][2] = exp2f(s[nt][2] - base1);
+            s[nt][3] = exp2f(s[nt][3] - base1);
+            sum0 += s[nt][0] + s[nt][1];
+            sum1 += s[nt][2] + s[nt][3];
+        }
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt++) {
+            o[dt][0] *= corr0;
+            o[dt][1] *= corr0;
+            o[dt][2] *= corr1;
+            o[dt][3] *= corr1;
+        }
+        mma_pv<HD, ATTN_KV / 16>(o, s, v_tile);
+    }
+
+    l0 = quad_sum(l0);
+    l1 = quad_sum(l1);
+    float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+    size_t out_stride = (size_t)H * hd;
+    store_rows<HD>(out + (size_t)b * T * out_stride + (size_t)h * hd, out_stride, o,
+                   q0 + warp_row0, T, hd, inv0, inv1);
+    if (quad == 0) {
+        float *lse_bh = lse + ((size_t)b * H + h) * T;
+        if (t0 < T) lse_bh[t0] = l0 > 0.0f ? (m0 + log2f(l0)) * LN2 : -INFINITY;
+        if (t1 < T) lse_bh[t1] = l1 > 0.0f ? (m1 + log2f(l1)) * LN2 : -INFINITY;
+    }
+}
+
+/* ---- backward ---- */
+
+/* delta[b][h][t] = Σ_d dout · out, one warp per (row, head) */
+__global__ void attention_delta_kernel(float *delta, const bf16 *dout, const bf16 *out, int B,
+                                       int T, int H, int hd) {
+    size_t task = (size_t)blockIdx.x * (ATTN_THREADS / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (task >= (size_t)B * T * H) return;
+    size_t n = task / H;
+    int h = (int)(task % H);
+    const bf16 *g = dout + task * hd, *o = out + task * hd;
+    float sum = 0.0f;
+    for (int d = lane; d < hd; d += 32) sum += __bfloat162float(g[d]) * __bfloat162float(o[d]);
+    sum = warp_sum(sum);
+    size_t b = n / T, t = n % T;
+    if (lane == 0) delta[(b * H + h) * T + t] = sum;
+}
+
+/* Per query row of a tile: doc start (INT_MAX past T), lse in log2 units
+ * (+inf for rows that saw no key, so their P is 0) and delta. */
+__device__ __forceinline__ void load_row_stats(int *row_start, float *row_lse2, float *row_delta,
+                                               int rows, const int32_t *doc_start,
+                                               const float *lse_bh, const float *delta_bh, int b,
+                                               int q0, int T) {
+    for (int i = threadIdx.x; i < rows; i += blockDim.x) {
+        int t = q0 + i;
+        if (t < T) {
+            float l = lse_bh[t];
+            row_start[i] = doc_start ? doc_start[(size_t)b * T + t] : 0;
+            row_lse2[i] = l == -INFINITY ? INFINITY : l * LOG2E;
+            row_delta[i] = delta_bh[t];
+        } else {
+            row_start[i] = 0x7fffffff;
+            row_lse2[i] = INFINITY;
+            row_delta[i] = 0.0f;
+        }
+    }
+}
+
+/* dQ for one tile of 64 query rows of head h */
+template <int HD>
+__global__ void __launch_bounds__(ATTN_THREADS)
+    attention_dq_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
+                        const float *delta, const int32_t *doc_start, int T, int H, int KV, int hd,
+                        float scale_log2, float scale, int vec) {
+    const int LD = HD + 8;
+    extern __shared__ __align__(16) unsigned char attention_shared[];
+    bf16 *q_tile = reinterpret_cast<bf16 *>(attention_shared);
+    bf16 *do_tile = q_tile + ATTN_ROWS * LD;
+    bf16 *k_tile = do_tile + ATTN_ROWS * LD;
+    bf16 *v_tile = k_tile + ATTN_KV * LD;
+    __shared__ int row_start[ATTN_ROWS];
+    __shared__ float row_lse2[ATTN_ROWS], row_delta[ATTN_ROWS];
+
+    int q0 = (gridDim.x - 1 - blockIdx.x) * ATTN_ROWS;
+    int h = blockIdx.y, b = blockIdx.z, g = h / (H / KV);
+    size_t stride = (size_t)(H + 2 * KV) * hd, out_stride = (size_t)H * hd;
+    const bf16 *qkv_b = qkv + (size_t)b * T * stride;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
+
+    load_tile<ATTN_ROWS, HD>(q_tile, qkv_b + (size_t)h * hd, stride, q0, T, hd, vec);
+    load_tile<ATTN_ROWS, HD>(do_tile, dout + (size_t)b * T * out_stride + (size_t)h * hd,
+                             out_stride, q0, T, hd, vec);
+    load_row_stats(row_start, row_lse2, row_delta, ATTN_ROWS, doc_start,
+                   lse + ((size_t)b * H + h) * T, delta + ((size_t)b * H + h) * T, b, q0, T);
+    __syncthreads();
+    int block_lo = min_start(row_start, ATTN_ROWS);
+    int block_hi = min(q0 + ATTN_ROWS, T) - 1;
+    int warp_row0 = warp * 16;
+    int warp_lo = min_start(row_start + warp_row0, 16);
+    int warp_hi = min(q0 + warp_row0 + 15, T - 1);
+    int r0 = warp_row0 + group, r1 = r0 + 8, t0 = q0 + r0, t1 = q0 + r1;
+
+    float dq[HD / 8][4];
+#pragma unroll
+    for (int dt = 0; dt < HD / 8; dt++) dq[dt][0] = dq[dt][1] = dq[dt][2] = dq[dt][3] = 0.0f;
+
+    for (int kv0 = block_lo / ATTN_KV * ATTN_KV; kv0 <= block_hi; kv0 += ATTN_KV) {
+        __syncthreads();
+        load_tile<ATTN_KV, HD>(k_tile, qkv_b + (size_t)(H + g) * hd, stride, kv0, T, hd, vec);
+        load_tile<ATTN_KV, HD>(v_tile, qkv_b + (size_t)(H + KV + g) * hd, stride, kv0, T, hd, vec);
+        __syncthreads();
+        if (kv0 + ATTN_KV - 1 < warp_lo || kv0 > warp_hi) continue;
+
+        float s[ATTN_KV / 8][4], dp[ATTN_KV / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < ATTN_KV / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+        mma_abt<HD, ATTN_KV / 8>(s, q_tile, warp_row0, k_tile);
+        mma_abt<HD, ATTN_KV / 8>(dp, do_tile, warp_row0, v_tile);
+#pragma unroll
+        for (int nt = 0; nt < ATTN_KV / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int j = kv0 + nt * 8 + quad * 2 + (e & 1);
+                int r = e < 2 ? r0 : r1, t = e < 2 ? t0 : t1;
+                float p = (j >= row_start[r] && j <= t)
+                              ? exp2f(s[nt][e] * scale_log2 - row_lse2[r])
+                              : 0.0f;
+                s[nt][e] = p * (dp[nt][e] - row_delta[r]); /* dS */
+            }
+        mma_pv<HD, ATTN_KV / 16>(dq, s, k_tile);
+    }
+    store_rows<HD>(dqkv + (size_t)b * T * stride + (size_t)h * hd, stride, dq, q0 + warp_row0, T,
+                   hd, scale, scale);
+}
+
+/* dK and dV for one tile of 64 key rows of kv head g, summed over the group's
+ * query heads and every query tile (BQ rows) that can see the tile. */
+template <int HD, int BQ>
+__global__ void __launch_bounds__(ATTN_THREADS)
+    attention_dkdv_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
+                          const float *delta, const int32_t *doc_start, int T, int H, int KV,
+                          int hd, float scale_log2, float scale, int vec) {
+    const int LD = HD + 8;
+    extern __shared__ __align__(16) unsigned char attention_shared[];
+    bf16 *k_tile = reinterpret_cast<bf16 *>(attention_shared);
+    bf16 *v_tile = k_tile + ATTN_KV * LD;
+    bf16 *q_tile = v_tile + ATTN_KV * LD;
+    bf16 *do_tile = q_tile + BQ * LD;
+    __shared__ int row_start[BQ];
+    __shared__ float row_lse2[BQ], row_delta[BQ];
+
+    int kv0 = blockIdx.x * ATTN_KV; /* the earliest keys see the most queries: first */
+    int g = blockIdx.y, b = blockIdx.z, group_size = H / KV;
+    size_t stride = (size_t)(H + 2 * KV) * hd, out_stride = (size_t)H * hd;
+    const bf16 *qkv_b = qkv + (size_t)b * T * stride;
+    const bf16 *dout_b = dout + (size_t)b * T * out_stride;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
+
+    load_tile<ATTN_KV, HD>(k_tile, qkv_b + (size_t)(H + g) * hd, stride, kv0, T, hd, vec);
+    load_tile<ATTN_KV, HD>(v_tile, qkv_b + (size_t)(H + KV + g) * hd, stride, kv0, T, hd, vec);
+    int block_hi = min(kv0 + ATTN_KV, T) - 1;
+    int warp_row0 = warp * 16;
+    int warp_first = kv0 + warp_row0, warp_last = min(warp_first + 15, T - 1);
+    int i0 = kv0 + warp_row0 + group, i1 = i0 + 8;
+
+    float dk[HD / 8][4], dv[HD / 8][4];
+#pragma unroll
+    for (int dt = 0; dt < HD / 8; dt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dk[dt][e] = dv[dt][e] = 0.0f;
+
+    for (int hh = 0; hh < group_size; hh++) {
+        int h = g * group_size + hh;
+        const float *lse_bh = lse + ((size_t)b * H + h) * T;
+        const float *delta_bh = delta + ((size_t)b * H + h) * T;
+        for (int qs = kv0 / BQ * BQ; qs < T; qs += BQ) {
+            __syncthreads(); /* the previous query tile is consumed */
+            load_row_stats(row_start, row_lse2, row_delta, BQ, doc_start, lse_bh, delta_bh, b, qs,
+                           T);
+            __syncthreads();
+            int tile_lo = min_start(row_start, BQ);
+            if (tile_lo > block_hi) continue; /* no row of this tile sees these keys */
+            load_tile<BQ, HD>(q_tile, qkv_b + (size_t)h * hd, stride, qs, T, hd, vec);
+            load_tile<BQ, HD>(do_tile, dout_b + (size_t)h * hd, out_stride, qs, T, hd, vec);
+            __syncthreads();
+            if (warp_first > warp_last || warp_first > qs + BQ - 1 || warp_last < tile_lo)
+                continue;
+
+            float st[BQ / 8][4], dpt[BQ / 8][4];
+#pragma unroll
+            for (int nt = 0; nt < BQ / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) st[nt][e] = dpt[nt][e] = 0.0f;
+            mma_abt<HD, BQ / 8>(st, k_tile, warp_row0, q_tile);   /* Sᵀ = K Qᵀ */
+            mma_abt<HD, BQ / 8>(dpt, v_tile, warp_row0, do_tile); /* dPᵀ = V dOᵀ */
+#pragma unroll
+            for (int nt = 0; nt < BQ / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int c = nt * 8 + quad * 2 + (e & 1), t = qs + c;
+                    int i = e < 2 ? i0 : i1;
+                    float p = (i >= row_start[c] && i <= t)
+                                  ? exp2f(st[nt][e] * scale_log2 - row_lse2[c])
+                                  : 0.0f;
+                    st[nt][e] = p;
+                    dpt[nt][e] = p * (dpt[nt][e] - row_delta[c]); /* dSᵀ */
+                }
+            mma_pv<HD, BQ / 16>(dv, st, do_tile); /* dV += Pᵀ dO */
+            mma_pv<HD, BQ / 16>(dk, dpt, q_tile); /* dK += dSᵀ Q */
+        }
+    }
+    store_rows<HD>(dqkv + (size_t)b * T * stride + (size_t)(H + g) * hd, stride, dk, warp_first, T,
+                   hd, scale, scale);
+    store_rows<HD>(dqkv + (size_t)b * T * stride + (size_t)(H + KV + g) * hd, stride, dv,
+                   warp_first, T, hd, 1.0f, 1.0f);
+}
+
+/* ---- launch ---- */
+
+enum { BQ_64 = 64, BQ_128 = 32 };
+
+static size_t forward_shared(int HD) {
+    return (size_t)(ATTN_ROWS + 2 * ATTN_KV) * (HD + 8) * sizeof(bf16);
+}
+static size_t dq_shared(int HD) {
+    return (size_t)(2 * ATTN_ROWS + 2 * ATTN_KV) * (HD + 8) * sizeof(bf16);
+}
+static size_t dkdv_shared(int HD, int BQ) {
+    return (size_t)(2 * ATTN_KV + 2 * BQ) * (HD + 8) * sizeof(bf16);
+}
+
+cudaError_t cuda_attention_init(int max_shared) {
+    struct {
+        const void *kernel;
+        size_t bytes;
+    } kernels[] = {
+        {(const void *)attention_forward_kernel<64>, forward_shared(64)},
+        {(const void *)attention_forward_kernel<128>, forward_shared(128)},
+        {(const void *)attention_dq_kernel<64>, dq_shared(64)},
+        {(const void *)attention_dq_kernel<128>, dq_shared(128)},
+        {(const void *)attention_dkdv_kernel<64, BQ_64>, dkdv_shared(64, BQ_64)},
+        {(const void *)attention_dkdv_kernel<128, BQ_128>, dkdv_shared(128, BQ_128)},
+    };
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
+        if (kernels[i].bytes > (size_t)max_shared) return cudaErrorInvalidValue;
+        cudaError_t err = cudaFuncSetAttribute(
+            kernels[i].kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kernels[i].bytes);
+        if (err != cudaSuccess) return err;
+    }
+    return cudaSuccess;
+}
+
+static void check_head_dim(int hd) {
+    if (hd < 1 || hd > ATTN_MAX_HD) {
+        fprintf(stderr, "cuda attention: head dim %d is outside 1..%d\n", hd, ATTN_MAX_HD);
+        abort();
+    }
+}
+
+/* 16-byte tile loads need hd % 8 == 0 and 16-byte aligned tensors */
+static int attention_vec(int hd, const void *a, const void *b) {
+    return hd % 8 == 0 && cuda_aligned(a, 16) && (!b || cuda_aligned(b, 16));
+}
+
+void cuda_attention_forward(void *out, void *lse, const void *qkv, const int32_t *doc_start,
+                            int B, int T, int H, int KV, int hd) {
+    check_head_dim(hd);
+    if (B == 0 || T == 0) return;
+    float scale_log2 = LOG2E / sqrtf((float)hd);
+    int vec = attention_vec(hd, qkv, NULL);
+    dim3 grid((T + ATTN_ROWS - 1) / ATTN_ROWS, H, B);
+    if (hd <= 64)
+        attention_forward_kernel<64><<<grid, ATTN_THREADS, forward_shared(64)>>>(
+            (bf16 *)out, (float *)lse, (const bf16 *)qkv, doc_start, T, H, KV, hd, scale_log2,
+            vec);
+    else
+        attention_forward_kernel<128><<<grid, ATTN_THREADS, forward_shared(128)>>>(
+            (bf16 *)out, (float *)lse, (const bf16 *)qkv, doc_start, T, H, KV, hd, scale_log2,
+            vec);
+    CUDA_CHECK_LAUNCH();
+}
+
+void cuda_attention_backward(void *dqkv, const void *dout, const void *qkv, const void *out,
+                             const void *lse, const int32_t *doc_start, int B, int T, int H,
+                             int KV, int hd) {
+    check_head_dim(hd);
+    if (B == 0 || T == 0) return;
+    float scale = 1.0f / sqrtf((float)hd), scale_log2 = LOG2E * scale;
+    int vec = attention_vec(hd, qkv, dout);
+    size_t rows = (size_t)B * T * H;
+    float *delta = (float *)cuda_scratch(rows * sizeof(float));
+    attention_delta_kernel<<<cuda_blocks(rows, ATTN_THREADS / 32), ATTN_THREADS>>>(
+        delta, (const bf16 *)dout, (const bf16 *)out, B, T, H, hd);
+    CUDA_CHECK_LAUNCH();
+    dim3 q_grid((T + ATTN_ROWS - 1) / ATTN_ROWS, H, B);
+    dim3 kv_grid((T + ATTN_KV - 1) / ATTN_KV, KV, B);
+    if (hd <= 64) {
+        attention_dkdv_kernel<64, BQ_64><<<kv_grid, ATTN_THREADS, dkdv_shared(64, BQ_64)>>>(
+            (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const float *)lse, delta,
+            doc_start, T, H, KV, hd, scale_log2, scale, vec);
+        CUDA_CHECK_LAUNCH();
+        attention_dq_kernel<64><<<q_grid, ATTN_THREADS, dq_shared(64)>>>(
+            (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const float *)lse, delta,
+            doc_start, T, H, KV, hd, scale_log2, scale, vec);
+    } else {
+        attention_dkdv_kernel<128, BQ_128><<<kv_grid, ATTN_THREADS, dkdv_shared(128, BQ_128)>>>(
+            (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const float *)lse, delta,
+            doc_start, T, H, KV, hd, scale_log2, scale, vec);
+        CUDA_CHECK_LAUNCH();
+        attention_dq_kernel<128><<<q_grid, ATTN_THREADS, dq_shared(128)>>>(
+            (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const float *)lse, delta,
+            doc_start, T, H, KV, hd, scale_log2, scale, vec);
+    }
+    CUDA_CHECK_LAUNCH();
+}

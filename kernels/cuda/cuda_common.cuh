@@ -1,0 +1,207 @@
+/* Shared pieces of the CUDA backend: the process-wide backend state (one
+ * device per process: cuBLASLt handle, its workspace, a growing scratch
+ * buffer), fatal error checks, bf16 <-> fp32 vector loads, and warp/block
+ * reductions.
+ *
+ * Every kernel runs on the legacy default stream, so ops are ordered with
+ * each other and with cudaMemcpy without events. A CUDA error inside an op is
+ * a programmer error or a lost device (ops never fail by contract): it is
+ * reported with its location and the process aborts. */
+#ifndef CAIRN_CUDA_COMMON_CUH
+#define CAIRN_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern "C" {
+#include "kernels/ops.h"
+}
+
+typedef __nv_bfloat16 bf16;
+
+#define CUDA_CHECK(call) cuda_check((call), #call, __FILE__, __LINE__)
+#define CUDA_CHECK_LAUNCH() cuda_check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+#define CUBLAS_CHECK(call) cublas_check((call), #call, __FILE__, __LINE__)
+
+void cuda_check(cudaError_t err, const char *what, const char *file, int line);
+void cublas_check(cublasStatus_t status, const char *what, const char *file, int line);
+
+/* The backend's process-wide state, created once by ops_cuda. */
+typedef struct cuda_backend {
+    int device;
+    int multiprocessors;
+    cublasLtHandle_t lt;
+    void *lt_workspace;
+    size_t lt_workspace_bytes;
+    void *scratch;  /* grown on demand; only valid until the next cuda_scratch call */
+    size_t scratch_bytes;
+} cuda_backend;
+
+cuda_backend *cuda_backend_state(void);
+/* A device buffer of at least `bytes` bytes, reused between ops (single stream). */
+void *cuda_scratch(size_t bytes);
+/* Raise the dynamic shared-memory limits of the kernels that need more than
+ * 48 KB, up to the device's opt-in limit `max_shared` (bytes). */
+cudaError_t cuda_attention_init(int max_shared);
+cudaError_t cuda_norms_init(int max_shared);
+
+static inline unsigned int cuda_blocks(size_t work, unsigned int threads) {
+    size_t blocks = (work + threads - 1) / threads;
+    return (unsigned int)(blocks < 1 ? 1 : blocks);
+}
+
+/* 1 when every pointer is aligned to `bytes` */
+static inline int cuda_aligned(const void *p, size_t bytes) {
+    return ((uintptr_t)p % bytes) == 0;
+}
+
+/* Loads and stores of VEC consecutive elements, converted to/from fp32.
+ * VEC = 8 uses 16-byte accesses (the caller checks alignment), VEC = 1 scalar. */
+template <int VEC> struct vec_io;
+
+template <> struct vec_io<1> {
+    static __device__ __forceinline__ void load(float *x, const bf16 *p) {
+        x[0] = __bfloat162float(*p);
+    }
+    static __device__ __forceinline__ void store(bf16 *p, const float *x) {
+        *p = __float2bfloat16(x[0]);
+    }
+};
+
+template <> struct vec_io<8> {
+    static __device__ __forceinline__ void load(float *x, const bf16 *p) {
+        uint4 raw = *reinterpret_cast<const uint4 *>(p);
+        const __nv_bfloat162 *pairs = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float2 f = __bfloat1622float2(pairs[i]);
+            x[2 * i] = f.x;
+            x[2 * i + 1] = f.y;
+        }
+    }
+    static __device__ __forceinline__ void store(bf16 *p, const float *x) {
+        uint4 raw;
+        __nv_bfloat162 *pairs = reinterpret_cast<__nv_bfloat162 *>(&raw);
+#pragma unroll
+        for (int i = 0; i < 4; i++) pairs[i] = __floats2bfloat162_rn(x[2 * i], x[2 * i + 1]);
+        *reinterpret_cast<uint4 *>(p) = raw;
+    }
+};
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread
+ * gets the result. `shared` holds 32 floats; the call starts and ends with a
+ * barrier so it can be called repeatedly with the same buffer. */
+__device__ __forceinline__ float block_sum(float v, float *shared) {
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = lane < warps ? shared[lane] : 0.0f;
+    return warp_sum(v);
+}
+
+__device__ __forceinline__ float block_max(float v, float *shared) {
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = lane < warps ? shared[lane] : -INFINITY;
+    return warp_max(v);
+}
+
+/* Deterministic column reduction: dst[c] += Σ_g partials[g][c] in order of g. */
+void cuda_add_partials(float *dst, const float *partials, int groups, int columns);
+
+/* The number of row groups a deterministic weight-gradient reduction uses:
+ * depends only on the row count, so results do not depend on the device. */
+static inline int cuda_row_groups(int rows) {
+    return rows < 256 ? (rows < 1 ? 1 : rows) : 256;
+}
+
+/* ---- the ops, by file ---- */
+/* gemm.cu */
+void cuda_matmul_forward(void *out, const void *inp, const void *weight, const void *bias, int N,
+                         int C, int OC);
+void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
+                          const void *inp, const void *weight, int N, int C, int OC);
+/* attention.cu */
+void cuda_attention_forward(void *out, void *lse, const void *qkv, const int32_t *doc_start,
+                            int B, int T, int H, int KV, int hd);
+void cuda_attention_backward(void *dqkv, const void *dout, const void *qkv, const void *out,
+                             const void *lse, const int32_t *doc_start, int B, int T, int H,
+                             int KV, int hd);
+/* norms.cu */
+void cuda_rmsnorm_forward(void *out, void *rstd, const void *inp, const void *weight, int N, int C,
+                          float eps);
+void cuda_rmsnorm_backward(void *dinp, void *dweight, const void *dout, const void *inp,
+                           const void *weight, const void *rstd, int N, int C);
+void cuda_layernorm_forward(void *out, void *mean, void *rstd, const void *inp,
+                            const void *weight, const void *bias, int N, int C, float eps);
+void cuda_layernorm_backward(void *dinp, void *dweight, void *dbias, const void *dout,
+                             const void *inp, const void *weight, const void *mean,
+                             const void *rstd, int N, int C);
+void cuda_qk_norm_forward(void *out_qkv, void *rstd, const void *inp_qkv, const void *q_weight,
+                          const void *k_weight, int N, int H, int KV, int hd, float eps);
+void cuda_qk_norm_backward(void *dinp_qkv, void *dq_weight, void *dk_weight, const void *dout_qkv,
+                           const void *inp_qkv, const void *q_weight, const void *k_weight,
+                           const void *rstd, int N, int H, int KV, int hd);
+/* pointwise.cu */
+void cuda_rope_forward(void *qkv, const int32_t *positions, int N, int H, int KV, int hd,
+                       float theta);
+void cuda_rope_backward(void *dqkv, const int32_t *positions, int N, int H, int KV, int hd,
+                        float theta);
+void cuda_swiglu_forward(void *out, const void *inp, int N, int F);
+void cuda_swiglu_backward(void *dinp, const void *dout, const void *inp, int N, int F);
+void cuda_gelu_forward(void *out, const void *inp, size_t n);
+void cuda_gelu_backward(void *dinp, const void *dout, const void *inp, size_t n);
+void cuda_xielu_forward(void *out, const void *inp, const void *alpha, size_t n);
+void cuda_xielu_backward(void *dinp, void *dalpha, const void *dout, const void *inp,
+                         const void *alpha, size_t n);
+void cuda_add(void *out, const void *a, const void *b, size_t n);
+void cuda_accumulate(void *dst, const void *src, size_t n);
+void cuda_master_to_act(void *act, const void *master, size_t n);
+/* rows.cu */
+void cuda_embedding_forward(void *out, const int32_t *tokens, const int32_t *positions,
+                            const void *wte, const void *wpe, int N, int C);
+void cuda_embedding_backward(void *dwte, void *dwpe, const void *dout, const int32_t *tokens,
+                             const int32_t *positions, int N, int C);
+void cuda_gather_rows(void *out, const void *inp, const int32_t *rows, int n_out, int C);
+void cuda_scatter_add_rows(void *out, const void *inp, const int32_t *rows, int n_inp, int C);
+void cuda_moe_combine_forward(void *out, const void *expert_out, const void *gates,
+                              const int32_t *slot, int N, int k, int C);
+void cuda_moe_combine_backward(void *dexpert_out, void *dgates, const void *dout,
+                               const void *expert_out, const void *gates, const int32_t *slot,
+                               int N, int k, int C);
+/* loss.cu */
+void cuda_cross_entropy(void *logits, void *losses, const int32_t *targets, const void *weights,
+                        int N, int V);
+/* optim.cu */
+void cuda_adamw_update(void *param, const void *grad, void *m, void *v, size_t n, float lr,
+                       float beta1, float beta2, float eps, float weight_decay,
+                       float bias_correction1, float bias_correction2);
+void cuda_ademamix_update(void *param, const void *grad, void *m1, void *m2, void *v, size_t n,
+                          float lr, float beta1, float beta2, float beta3, float alpha, float eps,
+                          float weight_decay, float bias_correction1, float bias_correction2);
+double cuda_sum_squares(const void *x, size_t n);
+void cuda_scale(void *x, size_t n, float s);
+
+#endif

@@ -1,0 +1,202 @@
+/* Linear layers through cuBLASLt: bf16 operands, fp32 compute. The weight
+ * gradient is accumulated straight into the fp32 master-typed dweight (C = D
+ * in fp32, beta = 1). Row-major [rows][cols] buffers are read by cuBLASLt as
+ * column-major [cols][rows], so out = inp · weightᵀ becomes outᵀ = weight' · inpᵀ.
+ *
+ * Matmul descriptors, layouts and the heuristic's algorithm are cached per
+ * shape/alignment (a model uses a handful of shapes); the bias pointer is set
+ * on the cached descriptor at each call, which is safe because cuBLASLt reads
+ * it when the call is enqueued. */
+#include <string.h>
+
+#include "kernels/cuda/cuda_common.cuh"
+
+typedef struct gemm_key {
+    int transa, transb;
+    int m, n, k;
+    int lda, ldb, ldd;
+    int d_is_float;
+    int bias;
+    int align_a, align_b, align_d;
+} gemm_key;
+
+typedef struct gemm_plan {
+    gemm_key key;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, d;
+    cublasLtMatmulAlgo_t algo;
+} gemm_plan;
+
+enum { GEMM_PLANS = 64 };
+/* Part of the backend's process-wide state (see cuda_common.cuh). */
+static gemm_plan gemm_plans[GEMM_PLANS];
+static int gemm_plan_count, gemm_plan_next;
+
+static int pointer_alignment(const void *p) {
+    int align = 256;
+    while (align > 1 && !cuda_aligned(p, (size_t)align)) align /= 2;
+    return align;
+}
+
+static void plan_destroy(gemm_plan *plan) {
+    cublasLtMatmulDescDestroy(plan->desc);
+    cublasLtMatrixLayoutDestroy(plan->a);
+    cublasLtMatrixLayoutDestroy(plan->b);
+    cublasLtMatrixLayoutDestroy(plan->d);
+}
+
+static void plan_create(gemm_plan *plan, const gemm_key *key) {
+    cuda_backend *state = cuda_backend_state();
+    plan->key = *key;
+    cublasOperation_t opa = key->transa ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opb = key->transb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa,
+                                                sizeof opa));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb,
+                                                sizeof opb));
+    cublasLtEpilogue_t epilogue = key->bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                &epilogue, sizeof epilogue));
+    if (key->bias) {
+        int32_t bias_type = CUDA_R_16BF;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+            plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type));
+    }
+    /* stored (pre-transpose) shapes, column-major */
+    int a_rows = key->transa ? key->k : key->m, a_cols = key->transa ? key->m : key->k;
+    int b_rows = key->transb ? key->n : key->k, b_cols = key->transb ? key->k : key->n;
+    cudaDataType_t d_type = key->d_is_float ? CUDA_R_32F : CUDA_R_16BF;
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, CUDA_R_16BF, a_rows, a_cols, key->lda));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_16BF, b_rows, b_cols, key->ldb));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->d, d_type, key->m, key->n, key->ldd));
+
+    cublasLtMatmulPreference_t preference;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+    uint64_t workspace = state->lt_workspace_bytes;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace));
+    uint32_t align_a = key->align_a, align_b = key->align_b, align_d = key->align_d;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof align_a));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof align_b));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d, sizeof align_d));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d, sizeof align_d));
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state->lt, plan->desc, plan->a, plan->b, plan->d,
+                                                plan->d, preference, 1, &result, &found));
+    cublasLtMatmulPreferenceDestroy(preference);
+    if (found == 0)
+        cublas_check(CUBLAS_STATUS_NOT_SUPPORTED, "cublasLtMatmulAlgoGetHeuristic (no algorithm)",
+                     __FILE__, __LINE__);
+    plan->algo = result.algo;
+}
+
+static gemm_plan *plan_for(const gemm_key *key) {
+    for (int i = 0; i < gemm_plan_count; i++)
+        if (memcmp(&gemm_plans[i].key, key, sizeof *key) == 0) return &gemm_plans[i];
+    gemm_plan *plan;
+    if (gemm_plan_count < GEMM_PLANS) {
+        plan = &gemm_plans[gemm_plan_count++];
+    } else {
+        plan = &gemm_plans[gemm_plan_next];
+        gemm_plan_next = (gemm_plan_next + 1) % GEMM_PLANS;
+        plan_destroy(plan);
+    }
+    plan_create(plan, key);
+    return plan;
+}
+
+/* D[m][n] (column-major) = op(A) · op(B) + beta · D, optionally + bias[m] */
+static void gemm(void *d, const void *a, const void *b, const void *bias, int transa, int transb,
+                 int m, int n, int k, int lda, int ldb, int ldd, int d_is_float, float beta) {
+    gemm_key key;
+    memset(&key, 0, sizeof key); /* the key is compared bytewise */
+    key.transa = transa;
+    key.transb = transb;
+    key.m = m;
+    key.n = n;
+    key.k = k;
+    key.lda = lda;
+    key.ldb = ldb;
+    key.ldd = ldd;
+    key.d_is_float = d_is_float;
+    key.bias = bias != NULL;
+    key.align_a = pointer_alignment(a);
+    key.align_b = pointer_alignment(b);
+    key.align_d = pointer_alignment(d);
+    gemm_plan *plan = plan_for(&key);
+    if (bias)
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                    &bias, sizeof bias));
+    cuda_backend *state = cuda_backend_state();
+    float alpha = 1.0f;
+    CUBLAS_CHECK(cublasLtMatmul(state->lt, plan->desc, &alpha, a, plan->a, b, plan->b, &beta, d,
+                                plan->d, d, plan->d, &plan->algo, state->lt_workspace,
+                                state->lt_workspace_bytes, 0));
+}
+
+/* out[n][oc] += bias[oc]: used when the bias is not aligned enough for the epilogue */
+__global__ void add_bias_kernel(bf16 *out, const bf16 *bias, int N, int OC) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * OC) return;
+    int oc = (int)(i % OC);
+    out[i] = __float2bfloat16(__bfloat162float(out[i]) + __bfloat162float(bias[oc]));
+}
+
+void cuda_matmul_forward(void *out, const void *inp, const void *weight, const void *bias, int N,
+                         int C, int OC) {
+    int fused_bias = bias && cuda_aligned(bias, 16);
+    gemm(out, weight, inp, fused_bias ? bias : NULL, 1, 0, OC, N, C, C, C, OC, 0, 0.0f);
+    if (bias && !fused_bias) {
+        size_t n = (size_t)N * OC;
+        add_bias_kernel<<<cuda_blocks(n, 256), 256>>>((bf16 *)out, (const bf16 *)bias, N, OC);
+        CUDA_CHECK_LAUNCH();
+    }
+}
+
+/* partials[g][c] = Σ over rows of group g of dout[row][c] */
+__global__ void column_sum_partials_kernel(float *partials, const bf16 *dout, int N, int OC,
+                                           int rows_per_group) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    int group = blockIdx.y;
+    if (c >= OC) return;
+    int begin = group * rows_per_group;
+    int end = min(N, begin + rows_per_group);
+    float sum = 0.0f;
+    for (int row = begin; row < end; row++) sum += __bfloat162float(dout[(size_t)row * OC + c]);
+    partials[(size_t)group * OC + c] = sum;
+}
+
+__global__ void add_partials_kernel(float *dst, const float *partials, int groups, int columns) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= columns) return;
+    float sum = 0.0f;
+    for (int g = 0; g < groups; g++) sum += partials[(size_t)g * columns + c];
+    dst[c] += sum;
+}
+
+void cuda_add_partials(float *dst, const float *partials, int groups, int columns) {
+    add_partials_kernel<<<cuda_blocks(columns, 256), 256>>>(dst, partials, groups, columns);
+    CUDA_CHECK_LAUNCH();
+}
+
+void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
+                          const void *inp, const void *weight, int N, int C, int OC) {
+    if (dinp) gemm(dinp, weight, dout, NULL, 0, 0, C, N, OC, C, OC, C, 0, 0.0f);
+    gemm(dweight, inp, dout, NULL, 0, 1, C, OC, N, C, OC, C, 1, 1.0f);
+    if (dbias) {
+        int groups = cuda_row_groups(N);
+        int rows_per_group = (N + groups - 1) / groups;
+        float *partials = (float *)cuda_scratch((size_t)groups * OC * sizeof(float));
+        dim3 grid(cuda_blocks(OC, 256), groups);
+        column_sum_partials_kernel<<<grid, 256>>>(partials, (const bf16 *)dout, N, OC,
+                                                   rows_per_group);
+        CUDA_CHECK_LAUNCH();
+        cuda_add_partials((float *)dbias, partials, groups, OC);
+    }
+}

@@ -1,0 +1,276 @@
+/* Times the main ops of the CUDA backend at llama-1b shapes (B4 × T4096,
+ * d 2048, 32 heads / 8 kv heads of 64, ffn 8192, vocab 128256) and at an
+ * hd-128 attention shape. Inputs are random (a random pattern tiled over each
+ * buffer), never zeros. Each row: the median over 5 rounds of the mean time of
+ * an op, and its rate (TFLOP/s for matrix work, GB/s of the minimum traffic
+ * otherwise). Exit 77 when no CUDA device is usable. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/random.h"
+#include "kernels/ops.h"
+
+enum { PATTERN = 1 << 22, ROUNDS = 5 };
+
+typedef struct bench {
+    const ops *gpu;
+    float *pattern;
+} bench;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void *device_buffer(bench *b, size_t n, int master) {
+    const ops *o = b->gpu;
+    size_t bytes = n * (master ? o->master_bytes : o->act_bytes);
+    void *p = o->alloc(bytes);
+    if (!p) {
+        fprintf(stderr, "bench_ops_cuda: out of device memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    /* write the random pattern once, then double the filled prefix by device copies */
+    size_t first = n < PATTERN ? n : PATTERN;
+    if (master)
+        o->float_to_master(p, b->pattern, first);
+    else
+        o->float_to_act(p, b->pattern, first);
+    size_t element = master ? o->master_bytes : o->act_bytes;
+    for (size_t filled = first; filled < n;) {
+        size_t chunk = filled < n - filled ? filled : n - filled;
+        o->copy_device((char *)p + filled * element, p, chunk * element);
+        filled += chunk;
+    }
+    return p;
+}
+
+static int32_t *index_buffer(bench *b, size_t n, int bound) {
+    int32_t *host = malloc(n * sizeof(int32_t));
+    random_state rng;
+    random_seed(&rng, 7);
+    for (size_t i = 0; i < n; i++) host[i] = (int32_t)random_below(&rng, (uint64_t)bound);
+    int32_t *device = b->gpu->alloc(n * sizeof(int32_t));
+    b->gpu->copy_to_device(device, host, n * sizeof(int32_t));
+    free(host);
+    return device;
+}
+
+typedef void (*bench_fn)(void *context);
+
+/* median over ROUNDS of the mean time of `iters` calls, after a warm-up call */
+static double time_op(bench *b, bench_fn fn, void *context, int iters) {
+    double times[ROUNDS];
+    fn(context);
+    b->gpu->synchronize();
+    for (int r = 0; r < ROUNDS; r++) {
+        double start = now();
+        for (int i = 0; i < iters; i++) fn(context);
+        b->gpu->synchronize();
+        times[r] = (now() - start) / iters;
+    }
+    for (int i = 1; i < ROUNDS; i++)
+        for (int j = i; j > 0 && times[j] < times[j - 1]; j--) {
+            double swap = times[j];
+            times[j] = times[j - 1];
+            times[j - 1] = swap;
+        }
+    return times[ROUNDS / 2];
+}
+
+static void row(const char *op, const char *shape, double seconds, double flops, double bytes) {
+    if (flops > 0)
+        printf("%-22s %-30s %9.3f ms %8.1f TFLOP/s\n", op, shape, seconds * 1e3,
+               flops / seconds / 1e12);
+    else
+        printf("%-22s %-30s %9.3f ms %8.1f GB/s\n", op, shape, seconds * 1e3,
+               bytes / seconds / 1e9);
+}
+
+/* ---- the benchmarked calls ---- */
+
+typedef struct matmul_case {
+    const ops *o;
+    void *out, *inp, *weight, *dout, *dinp, *dweight;
+    int N, C, OC;
+} matmul_case;
+
+static void run_matmul_forward(void *c_) {
+    matmul_case *c = c_;
+    c->o->matmul_forward(c->out, c->inp, c->weight, NULL, c->N, c->C, c->OC);
+}
+
+static void run_matmul_backward(void *c_) {
+    matmul_case *c = c_;
+    c->o->matmul_backward(c->dinp, c->dweight, NULL, c->dout, c->inp, c->weight, c->N, c->C,
+                          c->OC);
+}
+
+static void bench_matmul(bench *b, const char *name, int N, int C, int OC) {
+    matmul_case c = {b->gpu, device_buffer(b, (size_t)N * OC, 0), device_buffer(b, (size_t)N * C, 0),
+                     device_buffer(b, (size_t)OC * C, 0), device_buffer(b, (size_t)N * OC, 0),
+                     device_buffer(b, (size_t)N * C, 0), device_buffer(b, (size_t)OC * C, 1),
+                     N, C, OC};
+    char shape[64];
+    snprintf(shape, sizeof shape, "%s %dx%dx%d", name, N, C, OC);
+    double flops = 2.0 * N * C * OC;
+    row("matmul_forward", shape, time_op(b, run_matmul_forward, &c, 10), flops, 0);
+    row("matmul_backward", shape, time_op(b, run_matmul_backward, &c, 10), 2 * flops, 0);
+    void *all[] = {c.out, c.inp, c.weight, c.dout, c.dinp, c.dweight};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
+}
+
+typedef struct attention_case {
+    const ops *o;
+    void *out, *lse, *qkv, *dout, *dqkv;
+    const int32_t *doc_start;
+    int B, T, H, KV, hd;
+} attention_case;
+
+static void run_attention_forward(void *c_) {
+    attention_case *c = c_;
+    c->o->attention_forward(c->out, c->lse, c->qkv, c->doc_start, c->B, c->T, c->H, c->KV, c->hd);
+}
+
+static void run_attention_backward(void *c_) {
+    attention_case *c = c_;
+    c->o->attention_backward(c->dqkv, c->dout, c->qkv, c->out, c->lse, c->doc_start, c->B, c->T,
+                             c->H, c->KV, c->hd);
+}
+
+static void bench_attention(bench *b, int B, int T, int H, int KV, int hd, int docs) {
+    size_t N = (size_t)B * T;
+    attention_case c = {b->gpu, device_buffer(b, N * H * hd, 0), device_buffer(b, (size_t)B * H * T, 1),
+                        device_buffer(b, N * (H + 2 * KV) * hd, 0), device_buffer(b, N * H * hd, 0),
+                        device_buffer(b, N * (H + 2 * KV) * hd, 0), NULL, B, T, H, KV, hd};
+    int32_t *doc_start = NULL;
+    if (docs) { /* documents of 1024 tokens */
+        int32_t *host = malloc(N * sizeof(int32_t));
+        for (size_t i = 0; i < N; i++) host[i] = (int32_t)((i % T) / 1024 * 1024);
+        doc_start = b->gpu->alloc(N * sizeof(int32_t));
+        b->gpu->copy_to_device(doc_start, host, N * sizeof(int32_t));
+        free(host);
+        c.doc_start = doc_start;
+    }
+    run_attention_forward(&c); /* a real lse for the backward */
+    char shape[64];
+    snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s", B, T, H, KV, hd,
+             docs ? " doc1024" : "");
+    /* causal: half of the T×T scores; documents of 1024: 1024/T of that */
+    double flops = 4.0 * B * H * (double)T * T * hd / 2 * (docs ? 1024.0 / T : 1.0);
+    row("attention_forward", shape, time_op(b, run_attention_forward, &c, 5), flops, 0);
+    row("attention_backward", shape, time_op(b, run_attention_backward, &c, 5), 2.5 * flops, 0);
+    void *all[] = {c.out, c.lse, c.qkv, c.dout, c.dqkv, doc_start};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
+}
+
+typedef struct pointwise_case {
+    const ops *o;
+    void *a, *b, *c, *d, *e, *f;
+    const int32_t *index;
+    size_t n;
+    int N, C;
+} pointwise_case;
+
+static void run_rmsnorm_forward(void *c_) {
+    pointwise_case *c = c_;
+    c->o->rmsnorm_forward(c->a, c->d, c->b, c->c, c->N, c->C, 1e-5f);
+}
+
+static void run_rmsnorm_backward(void *c_) {
+    pointwise_case *c = c_;
+    c->o->rmsnorm_backward(c->a, c->e, c->f, c->b, c->c, c->d, c->N, c->C);
+}
+
+static void run_cross_entropy(void *c_) {
+    pointwise_case *c = c_;
+    c->o->cross_entropy(c->a, c->b, c->index, c->c, c->N, c->C);
+}
+
+static void run_swiglu_forward(void *c_) {
+    pointwise_case *c = c_;
+    c->o->swiglu_forward(c->a, c->b, c->N, c->C);
+}
+
+static void run_adamw(void *c_) {
+    pointwise_case *c = c_;
+    c->o->adamw_update(c->a, c->b, c->c, c->d, c->n, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 0.5f);
+}
+
+static void bench_memory_bound(bench *b) {
+    const ops *o = b->gpu;
+    int N = 16384, C = 2048, V = 128256, F = 8192;
+    char shape[64];
+    pointwise_case c = {o, device_buffer(b, (size_t)N * C, 0), device_buffer(b, (size_t)N * C, 0),
+                        device_buffer(b, C, 0), device_buffer(b, N, 1), device_buffer(b, C, 1),
+                        device_buffer(b, (size_t)N * C, 0), NULL, 0, N, C};
+    run_rmsnorm_forward(&c);
+    snprintf(shape, sizeof shape, "N%d C%d", N, C);
+    row("rmsnorm_forward", shape, time_op(b, run_rmsnorm_forward, &c, 20), 0,
+        2.0 * N * C * o->act_bytes);
+    row("rmsnorm_backward", shape, time_op(b, run_rmsnorm_backward, &c, 20), 0,
+        4.0 * N * C * o->act_bytes);
+    void *all[] = {c.a, c.b, c.c, c.d, c.e, c.f};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) o->free(all[i]);
+
+    pointwise_case s = {o, device_buffer(b, (size_t)N * F, 0), device_buffer(b, (size_t)N * 2 * F, 0),
+                        NULL, NULL, NULL, NULL, NULL, 0, N, F};
+    snprintf(shape, sizeof shape, "N%d F%d", N, F);
+    row("swiglu_forward", shape, time_op(b, run_swiglu_forward, &s, 20), 0,
+        3.0 * N * F * o->act_bytes);
+    o->free(s.a);
+    o->free(s.b);
+
+    pointwise_case x = {o, device_buffer(b, (size_t)N * V, 0), device_buffer(b, N, 1),
+                        device_buffer(b, N, 1), NULL, NULL, NULL, index_buffer(b, N, V), 0, N,
+                        V};
+    snprintf(shape, sizeof shape, "N%d V%d", N, V);
+    row("cross_entropy", shape, time_op(b, run_cross_entropy, &x, 3), 0,
+        2.0 * N * V * o->act_bytes);
+    o->free(x.a);
+    o->free(x.b);
+    o->free(x.c);
+    o->free((void *)x.index);
+
+    size_t n = (size_t)1 << 28;
+    pointwise_case a = {o, device_buffer(b, n, 1), device_buffer(b, n, 1), device_buffer(b, n, 1),
+                        device_buffer(b, n, 1), NULL, NULL, NULL, n, 0, 0};
+    snprintf(shape, sizeof shape, "n=%zu", n);
+    row("adamw_update", shape, time_op(b, run_adamw, &a, 5), 0, 7.0 * n * o->master_bytes);
+    o->free(a.a);
+    o->free(a.b);
+    o->free(a.c);
+    o->free(a.d);
+}
+
+int main(void) {
+    char why[512] = "";
+    bench b;
+    b.gpu = ops_cuda(why, sizeof why);
+    if (!b.gpu) {
+        printf("bench_ops_cuda: skipped: no CUDA device (%s)\n", why);
+        return 77;
+    }
+    b.pattern = malloc(PATTERN * sizeof(float));
+    random_state rng;
+    random_seed(&rng, 1);
+    for (int i = 0; i < PATTERN; i++) b.pattern[i] = (float)random_normal(&rng);
+
+    printf("%-22s %-30s %12s %16s\n", "op", "shape", "time", "rate");
+    int N = 4 * 4096;
+    bench_matmul(&b, "qkv", N, 2048, 3072);
+    bench_matmul(&b, "ffn-up", N, 2048, 16384);
+    bench_matmul(&b, "ffn-down", N, 8192, 2048);
+    bench_matmul(&b, "lm-head", N, 2048, 128256);
+    bench_attention(&b, 4, 4096, 32, 8, 64, 0);
+    bench_attention(&b, 4, 4096, 32, 8, 64, 1);
+    bench_attention(&b, 1, 4096, 32, 8, 128, 0);
+    bench_attention(&b, 16, 1024, 12, 12, 64, 0);
+    bench_memory_bound(&b);
+    free(b.pattern);
+    return 0;
+}

@@ -1,0 +1,716 @@
+/* Every op of the CUDA backend (bf16) against the CPU backend (fp32) on the
+ * same random inputs (bf16-representable, fresh seed per run unless
+ * CAIRN_TEST_SEED is set). CUDA outputs that an op overwrites are poisoned
+ * with 0xFF bytes (NaN) first, so an element never written fails; outputs an
+ * op accumulates into (+=) start from the same random values on both sides.
+ *
+ * An element passes when |cuda - cpu| <= tol · max|cpu| + rtol · |cpu|; each
+ * row prints the max abs error, the max error relative to max|cpu|, and the
+ * tolerances. Exit 0 all passed, 1 any failed, 77 no usable CUDA device. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/random.h"
+#include "kernels/ops.h"
+
+/* bf16 output rounding is 2^-9 relative; the default leaves 4x headroom */
+#define RTOL_BF16 (1.0 / 128)
+#define TOL_BF16 1e-3
+#define RTOL_FP32 1e-5
+#define TOL_FP32 1e-6
+
+typedef enum { ACT, MASTER } tensor_kind;
+
+typedef struct tensor {
+    void *cpu, *gpu;
+    size_t n;
+    tensor_kind kind;
+} tensor;
+
+typedef struct index_buffer {
+    int32_t *cpu, *gpu;
+} index_buffer;
+
+typedef struct harness {
+    const ops *cpu, *gpu;
+    random_state rng;
+    int passed, failed;
+} harness;
+
+static void *host_alloc(size_t bytes) {
+    void *p = calloc(bytes ? bytes : 1, 1);
+    if (!p) {
+        fprintf(stderr, "test_ops_cuda: out of host memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static float round_bf16(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    bits &= 0xffff0000u;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+static tensor tensor_new(harness *h, size_t n, tensor_kind kind) {
+    tensor t = {NULL, NULL, n, kind};
+    t.cpu = h->cpu->alloc(n * h->cpu->act_bytes);
+    t.gpu = h->gpu->alloc(n * (kind == ACT ? h->gpu->act_bytes : h->gpu->master_bytes));
+    if (!t.cpu || !t.gpu) {
+        fprintf(stderr, "test_ops_cuda: allocation of %zu elements failed\n", n);
+        exit(1);
+    }
+    return t;
+}
+
+static void tensor_free(harness *h, tensor *t) {
+    h->cpu->free(t->cpu);
+    h->gpu->free(t->gpu);
+}
+
+/* the same values on both sides (rounded to bf16 for act tensors) */
+static void tensor_set(harness *h, tensor *t, float *values) {
+    if (t->kind == ACT) {
+        for (size_t i = 0; i < t->n; i++) values[i] = round_bf16(values[i]);
+        h->cpu->float_to_act(t->cpu, values, t->n);
+        h->gpu->float_to_act(t->gpu, values, t->n);
+    } else {
+        h->cpu->float_to_master(t->cpu, values, t->n);
+        h->gpu->float_to_master(t->gpu, values, t->n);
+    }
+}
+
+/* normal(0, scale) + shift */
+static void tensor_random(harness *h, tensor *t, double scale, double shift) {
+    float *values = host_alloc(t->n * sizeof(float));
+    for (size_t i = 0; i < t->n; i++)
+        values[i] = (float)(shift + scale * random_normal(&h->rng));
+    tensor_set(h, t, values);
+    free(values);
+}
+
+static tensor tensor_random_new(harness *h, size_t n, tensor_kind kind, double scale) {
+    tensor t = tensor_new(h, n, kind);
+    tensor_random(h, &t, scale, 0.0);
+    return t;
+}
+
+/* every CUDA byte 0xFF: NaN in bf16 and fp32 */
+static void tensor_poison(harness *h, tensor *t) {
+    size_t bytes = t->n * (t->kind == ACT ? h->gpu->act_bytes : h->gpu->master_bytes);
+    unsigned char *fill = host_alloc(bytes);
+    memset(fill, 0xFF, bytes);
+    h->gpu->copy_to_device(t->gpu, fill, bytes);
+    free(fill);
+}
+
+static index_buffer index_new(harness *h, const int32_t *values, size_t n) {
+    index_buffer b;
+    b.cpu = h->cpu->alloc(n * sizeof(int32_t));
+    b.gpu = h->gpu->alloc(n * sizeof(int32_t));
+    if (!b.cpu || !b.gpu) exit(1);
+    h->cpu->copy_to_device(b.cpu, values, n * sizeof(int32_t));
+    h->gpu->copy_to_device(b.gpu, values, n * sizeof(int32_t));
+    return b;
+}
+
+static index_buffer index_random_new(harness *h, size_t n, int bound) {
+    int32_t *values = host_alloc(n * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++) values[i] = (int32_t)random_below(&h->rng, (uint64_t)bound);
+    index_buffer b = index_new(h, values, n);
+    free(values);
+    return b;
+}
+
+static void index_free(harness *h, index_buffer *b) {
+    h->cpu->free(b->cpu);
+    h->gpu->free(b->gpu);
+}
+
+static void report(harness *h, const char *name, double max_abs, double max_rel, int ok,
+                   double tol, double rtol) {
+    printf("%-36s %11.3e %11.3e  %-4s  tol %.0e·max + %.0e·|ref|\n", name, max_abs, max_rel,
+           ok ? "PASS" : "FAIL", tol, rtol);
+    if (ok)
+        h->passed++;
+    else
+        h->failed++;
+}
+
+static void check(harness *h, const char *name, const tensor *t, double tol, double rtol) {
+    float *ref = host_alloc(t->n * sizeof(float)), *got = host_alloc(t->n * sizeof(float));
+    if (t->kind == ACT) {
+        h->cpu->act_to_float(ref, t->cpu, t->n);
+        h->gpu->act_to_float(got, t->gpu, t->n);
+    } else {
+        h->cpu->master_to_float(ref, t->cpu, t->n);
+        h->gpu->master_to_float(got, t->gpu, t->n);
+    }
+    double scale = 0.0, max_abs = 0.0;
+    for (size_t i = 0; i < t->n; i++) scale = fmax(scale, fabs(ref[i]));
+    size_t bad = 0, first_bad = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        double diff = fabs((double)got[i] - (double)ref[i]);
+        if (!(diff <= tol * scale + rtol * fabs(ref[i]))) {
+            if (bad++ == 0) first_bad = i;
+        }
+        if (!(diff <= max_abs)) max_abs = isnan(diff) ? INFINITY : diff;
+    }
+    report(h, name, max_abs, scale > 0 ? max_abs / scale : max_abs, bad == 0, tol, rtol);
+    if (bad)
+        printf("    %zu of %zu elements out of tolerance; first [%zu]: cuda %.6g, cpu %.6g\n", bad,
+               t->n, first_bad, got[first_bad], ref[first_bad]);
+    free(ref);
+    free(got);
+}
+
+static void check_bf16(harness *h, const char *name, const tensor *t) {
+    check(h, name, t, TOL_BF16, RTOL_BF16);
+}
+
+static void check_fp32(harness *h, const char *name, const tensor *t) {
+    check(h, name, t, TOL_FP32, RTOL_FP32);
+}
+
+/* ---- the ops ---- */
+
+static void test_conversions(harness *h) {
+    size_t n = 1003;
+    tensor master = tensor_random_new(h, n, MASTER, 3.0);
+    tensor act = tensor_new(h, n, ACT);
+    tensor_poison(h, &act);
+    h->cpu->master_to_act(act.cpu, master.cpu, n);
+    h->gpu->master_to_act(act.gpu, master.gpu, n);
+    check(h, "master_to_act", &act, 0.0, 1.0 / 256);
+    tensor copy = tensor_new(h, n, ACT);
+    tensor_poison(h, &copy);
+    h->cpu->copy_device(copy.cpu, act.cpu, n * h->cpu->act_bytes);
+    h->gpu->copy_device(copy.gpu, act.gpu, n * h->gpu->act_bytes);
+    check(h, "copy_device", &copy, 0.0, 1.0 / 256);
+    h->cpu->zero(copy.cpu, n * h->cpu->act_bytes);
+    h->gpu->zero(copy.gpu, n * h->gpu->act_bytes);
+    check(h, "zero", &copy, 0.0, 0.0);
+    tensor_free(h, &master);
+    tensor_free(h, &act);
+    tensor_free(h, &copy);
+}
+
+static void test_embedding(harness *h, int N, int C, int with_wpe) {
+    int V = 50, P = 40;
+    char name[64];
+    tensor wte = tensor_random_new(h, (size_t)V * C, ACT, 1.0);
+    tensor wpe = tensor_random_new(h, (size_t)P * C, ACT, 1.0);
+    index_buffer tokens = index_random_new(h, N, V), positions = index_random_new(h, N, P);
+    tensor out = tensor_new(h, (size_t)N * C, ACT);
+    tensor_poison(h, &out);
+    h->cpu->embedding_forward(out.cpu, tokens.cpu, positions.cpu, wte.cpu,
+                              with_wpe ? wpe.cpu : NULL, N, C);
+    h->gpu->embedding_forward(out.gpu, tokens.gpu, positions.gpu, wte.gpu,
+                              with_wpe ? wpe.gpu : NULL, N, C);
+    snprintf(name, sizeof name, "embedding_forward C=%d%s", C, with_wpe ? " wpe" : "");
+    check_bf16(h, name, &out);
+
+    tensor dout = tensor_random_new(h, (size_t)N * C, ACT, 1.0);
+    tensor dwte = tensor_random_new(h, (size_t)V * C, MASTER, 1.0);
+    tensor dwpe = tensor_random_new(h, (size_t)P * C, MASTER, 1.0);
+    h->cpu->embedding_backward(dwte.cpu, with_wpe ? dwpe.cpu : NULL, dout.cpu, tokens.cpu,
+                               positions.cpu, N, C);
+    h->gpu->embedding_backward(dwte.gpu, with_wpe ? dwpe.gpu : NULL, dout.gpu, tokens.gpu,
+                               positions.gpu, N, C);
+    snprintf(name, sizeof name, "embedding_backward dwte C=%d", C);
+    check_fp32(h, name, &dwte);
+    if (with_wpe) {
+        snprintf(name, sizeof name, "embedding_backward dwpe C=%d", C);
+        check_fp32(h, name, &dwpe);
+    }
+    tensor_free(h, &wte);
+    tensor_free(h, &wpe);
+    tensor_free(h, &out);
+    tensor_free(h, &dout);
+    tensor_free(h, &dwte);
+    tensor_free(h, &dwpe);
+    index_free(h, &tokens);
+    index_free(h, &positions);
+}
+
+static void test_rmsnorm(harness *h, int N, int C) {
+    char name[64];
+    tensor inp = tensor_random_new(h, (size_t)N * C, ACT, 2.0);
+    tensor weight = tensor_new(h, C, ACT);
+    tensor_random(h, &weight, 0.2, 1.0);
+    tensor out = tensor_new(h, (size_t)N * C, ACT), rstd = tensor_new(h, N, MASTER);
+    tensor_poison(h, &out);
+    tensor_poison(h, &rstd);
+    h->cpu->rmsnorm_forward(out.cpu, rstd.cpu, inp.cpu, weight.cpu, N, C, 1e-5f);
+    h->gpu->rmsnorm_forward(out.gpu, rstd.gpu, inp.gpu, weight.gpu, N, C, 1e-5f);
+    snprintf(name, sizeof name, "rmsnorm_forward out C=%d", C);
+    check_bf16(h, name, &out);
+    snprintf(name, sizeof name, "rmsnorm_forward rstd C=%d", C);
+    check(h, name, &rstd, 0.0, 1e-5);
+
+    tensor dout = tensor_random_new(h, (size_t)N * C, ACT, 1.0);
+    tensor dinp = tensor_random_new(h, (size_t)N * C, ACT, 1.0); /* += */
+    tensor dweight = tensor_random_new(h, C, MASTER, 1.0);       /* += */
+    h->cpu->rmsnorm_backward(dinp.cpu, dweight.cpu, dout.cpu, inp.cpu, weight.cpu, rstd.cpu, N, C);
+    h->gpu->rmsnorm_backward(dinp.gpu, dweight.gpu, dout.gpu, inp.gpu, weight.gpu, rstd.gpu, N, C);
+    snprintf(name, sizeof name, "rmsnorm_backward dinp+= C=%d", C);
+    check_bf16(h, name, &dinp);
+    snprintf(name, sizeof name, "rmsnorm_backward dweight+= C=%d", C);
+    check(h, name, &dweight, 1e-5, 1e-4);
+    tensor_free(h, &inp);
+    tensor_free(h, &weight);
+    tensor_free(h, &out);
+    tensor_free(h, &rstd);
+    tensor_free(h, &dout);
+    tensor_free(h, &dinp);
+    tensor_free(h, &dweight);
+}
+
+static void test_layernorm(harness *h, int N, int C) {
+    char name[64];
+    tensor inp = tensor_new(h, (size_t)N * C, ACT);
+    tensor_random(h, &inp, 2.0, 0.5);
+    tensor weight = tensor_new(h, C, ACT), bias = tensor_random_new(h, C, ACT, 0.5);
+    tensor_random(h, &weight, 0.2, 1.0);
+    tensor out = tensor_new(h, (size_t)N * C, ACT);
+    tensor mean = tensor_new(h, N, MASTER), rstd = tensor_new(h, N, MASTER);
+    tensor_poison(h, &out);
+    tensor_poison(h, &mean);
+    tensor_poison(h, &rstd);
+    h->cpu->layernorm_forward(out.cpu, mean.cpu, rstd.cpu, inp.cpu, weight.cpu, bias.cpu, N, C,
+                              1e-5f);
+    h->gpu->layernorm_forward(out.gpu, mean.gpu, rstd.gpu, inp.gpu, weight.gpu, bias.gpu, N, C,
+                              1e-5f);
+    snprintf(name, sizeof name, "layernorm_forward out C=%d", C);
+    check_bf16(h, name, &out);
+    snprintf(name, sizeof name, "layernorm_forward mean C=%d", C);
+    check(h, name, &mean, 1e-6, 1e-5);
+    snprintf(name, sizeof name, "layernorm_forward rstd C=%d", C);
+    check(h, name, &rstd, 0.0, 1e-5);
+
+    tensor dout = tensor_random_new(h, (size_t)N * C, ACT, 1.0);
+    tensor dinp = tensor_random_new(h, (size_t)N * C, ACT, 1.0);
+    tensor dweight = tensor_random_new(h, C, MASTER, 1.0);
+    tensor dbias = tensor_random_new(h, C, MASTER, 1.0);
+    h->cpu->layernorm_backward(dinp.cpu, dweight.cpu, dbias.cpu, dout.cpu, inp.cpu, weight.cpu,
+                               mean.cpu, rstd.cpu, N, C);
+    h->gpu->layernorm_backward(dinp.gpu, dweight.gpu, dbias.gpu, dout.gpu, inp.gpu, weight.gpu,
+                               mean.gpu, rstd.gpu, N, C);
+    snprintf(name, sizeof name, "layernorm_backward dinp+= C=%d", C);
+    check_bf16(h, name, &dinp);
+    snprintf(name, sizeof name, "layernorm_backward dweight+= C=%d", C);
+    check(h, name, &dweight, 1e-5, 1e-4);
+    snprintf(name, sizeof name, "layernorm_backward dbias+= C=%d", C);
+    check(h, name, &dbias, 1e-5, 1e-4);
+    tensor *all[] = {&inp, &weight, &bias, &out, &mean, &rstd, &dout, &dinp, &dweight, &dbias};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+}
+
+/* bias_offset shifts the bias by that many elements inside a larger buffer
+ * (an unaligned bias takes the separate bias kernel instead of the epilogue) */
+static void test_matmul(harness *h, int N, int C, int OC, int with_bias, int bias_offset,
+                        int with_dinp) {
+    char name[80], shape[48];
+    snprintf(shape, sizeof shape, "%dx%dx%d%s%s", N, C, OC, with_bias ? " bias" : "",
+             bias_offset ? "@1" : "");
+    tensor inp = tensor_random_new(h, (size_t)N * C, ACT, 1.0);
+    tensor weight = tensor_random_new(h, (size_t)OC * C, ACT, 0.05);
+    tensor bias_buffer = tensor_random_new(h, (size_t)OC + 8, ACT, 1.0);
+    const void *bias_cpu = NULL, *bias_gpu = NULL;
+    if (with_bias) {
+        bias_cpu = (const char *)bias_buffer.cpu + bias_offset * h->cpu->act_bytes;
+        bias_gpu = (const char *)bias_buffer.gpu + bias_offset * h->gpu->act_bytes;
+    }
+    tensor out = tensor_new(h, (size_t)N * OC, ACT);
+    tensor_poison(h, &out);
+    h->cpu->matmul_forward(out.cpu, inp.cpu, weight.cpu, bias_cpu, N, C, OC);
+    h->gpu->matmul_forward(out.gpu, inp.gpu, weight.gpu, bias_gpu, N, C, OC);
+    snprintf(name, sizeof name, "matmul_forward %s", shape);
+    check_bf16(h, name, &out);
+
+    tensor dout = tensor_random_new(h, (size_t)N * OC, ACT, 1.0);
+    tensor dinp = tensor_new(h, (size_t)N * C, ACT);
+    tensor dweight = tensor_random_new(h, (size_t)OC * C, MASTER, 1.0);
+    tensor dbias = tensor_random_new(h, OC, MASTER, 1.0);
+    tensor_poison(h, &dinp);
+    h->cpu->matmul_backward(with_dinp ? dinp.cpu : NULL, dweight.cpu,
+                            with_bias ? dbias.cpu : NULL, dout.cpu, inp.cpu, weight.cpu, N, C, OC);
+    h->gpu->matmul_backward(with_dinp ? dinp.gpu : NULL, dweight.gpu,
+                            with_bias ? dbias.gpu : NULL, dout.gpu, inp.gpu, weight.gpu, N, C, OC);
+    if (with_dinp) {
+        snprintf(name, sizeof name, "matmul_backward dinp %s", shape);
+        check_bf16(h, name, &dinp);
+    }
+    snprintf(name, sizeof name, "matmul_backward dweight+= %s", shape);
+    check(h, name, &dweight, 1e-5, 1e-4);
+    if (with_bias) {
+        snprintf(name, sizeof name, "matmul_backward dbias+= %s", shape);
+        check(h, name, &dbias, 1e-5, 1e-4);
+    }
+    tensor *all[] = {&inp, &weight, &bias_buffer, &out, &dout, &dinp, &dweight, &dbias};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+}
+
+static void test_qk_norm(harness *h, int N, int H, int KV, int hd) {
+    size_t n = (size_t)N * (H + 2 * KV) * hd;
+    tensor inp = tensor_random_new(h, n, ACT, 2.0);
+    tensor q_weight = tensor_new(h, hd, ACT), k_weight = tensor_new(h, hd, ACT);
+    tensor_random(h, &q_weight, 0.2, 1.0);
+    tensor_random(h, &k_weight, 0.2, 1.0);
+    tensor out = tensor_new(h, n, ACT), rstd = tensor_new(h, (size_t)N * (H + KV), MASTER);
+    tensor_poison(h, &out);
+    tensor_poison(h, &rstd);
+    h->cpu->qk_norm_forward(out.cpu, rstd.cpu, inp.cpu, q_weight.cpu, k_weight.cpu, N, H, KV, hd,
+                            1e-6f);
+    h->gpu->qk_norm_forward(out.gpu, rstd.gpu, inp.gpu, q_weight.gpu, k_weight.gpu, N, H, KV, hd,
+                            1e-6f);
+    check_bf16(h, "qk_norm_forward out", &out);
+    check(h, "qk_norm_forward rstd", &rstd, 0.0, 1e-5);
+
+    tensor dout = tensor_random_new(h, n, ACT, 1.0), dinp = tensor_new(h, n, ACT);
+    tensor dq_weight = tensor_random_new(h, hd, MASTER, 1.0);
+    tensor dk_weight = tensor_random_new(h, hd, MASTER, 1.0);
+    tensor_poison(h, &dinp);
+    h->cpu->qk_norm_backward(dinp.cpu, dq_weight.cpu, dk_weight.cpu, dout.cpu, inp.cpu,
+                             q_weight.cpu, k_weight.cpu, rstd.cpu, N, H, KV, hd);
+    h->gpu->qk_norm_backward(dinp.gpu, dq_weight.gpu, dk_weight.gpu, dout.gpu, inp.gpu,
+                             q_weight.gpu, k_weight.gpu, rstd.gpu, N, H, KV, hd);
+    check_bf16(h, "qk_norm_backward dinp", &dinp);
+    check(h, "qk_norm_backward dq_weight+=", &dq_weight, 1e-5, 1e-4);
+    check(h, "qk_norm_backward dk_weight+=", &dk_weight, 1e-5, 1e-4);
+    tensor *all[] = {&inp, &q_weight, &k_weight, &out, &rstd, &dout, &dinp, &dq_weight,
+                     &dk_weight};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+}
+
+static void test_rope(harness *h, int N, int H, int KV, int hd) {
+    size_t n = (size_t)N * (H + 2 * KV) * hd;
+    index_buffer positions = index_random_new(h, N, 8192);
+    tensor qkv = tensor_random_new(h, n, ACT, 1.0);
+    h->cpu->rope_forward(qkv.cpu, positions.cpu, N, H, KV, hd, 500000.0f);
+    h->gpu->rope_forward(qkv.gpu, positions.gpu, N, H, KV, hd, 500000.0f);
+    check_bf16(h, "rope_forward (in place)", &qkv);
+    tensor dqkv = tensor_random_new(h, n, ACT, 1.0);
+    h->cpu->rope_backward(dqkv.cpu, positions.cpu, N, H, KV, hd, 10000.0f);
+    h->gpu->rope_backward(dqkv.gpu, positions.gpu, N, H, KV, hd, 10000.0f);
+    check_bf16(h, "rope_backward (in place)", &dqkv);
+    tensor_free(h, &qkv);
+    tensor_free(h, &dqkv);
+    index_free(h, &positions);
+}
+
+/* Random documents per sequence: doc_start[t] = first position of t's document. */
+static int32_t *random_doc_starts(harness *h, int B, int T) {
+    int32_t *starts = host_alloc((size_t)B * T * sizeof(int32_t));
+    for (int b = 0; b < B; b++) {
+        int start = 0;
+        for (int t = 0; t < T; t++) {
+            if (t > 0 && random_below(&h->rng, 40) == 0) start = t;
+            starts[(size_t)b * T + t] = start;
+        }
+    }
+    return starts;
+}
+
+static void test_attention(harness *h, int B, int T, int H, int KV, int hd, int with_docs) {
+    char name[96], shape[64];
+    snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s", B, T, H, KV, hd,
+             with_docs ? " docs" : "");
+    size_t N = (size_t)B * T, n_qkv = N * (H + 2 * KV) * hd, n_out = N * H * hd;
+    int32_t *starts = random_doc_starts(h, B, T);
+    index_buffer docs = index_new(h, starts, N);
+    const int32_t *docs_cpu = with_docs ? docs.cpu : NULL, *docs_gpu = with_docs ? docs.gpu : NULL;
+    tensor qkv = tensor_random_new(h, n_qkv, ACT, 1.0);
+    tensor out = tensor_new(h, n_out, ACT), lse = tensor_new(h, (size_t)B * H * T, MASTER);
+    tensor_poison(h, &out);
+    tensor_poison(h, &lse);
+    h->cpu->attention_forward(out.cpu, lse.cpu, qkv.cpu, docs_cpu, B, T, H, KV, hd);
+    h->gpu->attention_forward(out.gpu, lse.gpu, qkv.gpu, docs_gpu, B, T, H, KV, hd);
+    snprintf(name, sizeof name, "attention_forward out %s", shape);
+    check(h, name, &out, 4e-3, 1.0 / 64);
+    snprintf(name, sizeof name, "attention_forward lse %s", shape);
+    check(h, name, &lse, 1e-4, 1e-4);
+
+    /* the backward of both sides starts from the same forward results (the cpu ones) */
+    float *values = host_alloc(n_out * sizeof(float));
+    h->cpu->act_to_float(values, out.cpu, n_out);
+    tensor_set(h, &out, values);
+    free(values);
+    values = host_alloc((size_t)B * H * T * sizeof(float));
+    h->cpu->master_to_float(values, lse.cpu, (size_t)B * H * T);
+    tensor_set(h, &lse, values);
+    free(values);
+
+    tensor dout = tensor_random_new(h, n_out, ACT, 1.0), dqkv = tensor_new(h, n_qkv, ACT);
+    tensor_poison(h, &dqkv);
+    h->cpu->attention_backward(dqkv.cpu, dout.cpu, qkv.cpu, out.cpu, lse.cpu, docs_cpu, B, T, H,
+                               KV, hd);
+    h->gpu->attention_backward(dqkv.gpu, dout.gpu, qkv.gpu, out.gpu, lse.gpu, docs_gpu, B, T, H,
+                               KV, hd);
+    snprintf(name, sizeof name, "attention_backward dqkv %s", shape);
+    check(h, name, &dqkv, 1e-2, 1.0 / 32);
+
+    /* the CUDA backward uses no atomics: a second run is bit-identical */
+    size_t bytes = n_qkv * h->gpu->act_bytes;
+    unsigned char *first = host_alloc(bytes), *second = host_alloc(bytes);
+    h->gpu->copy_to_host(first, dqkv.gpu, bytes);
+    tensor_poison(h, &dqkv);
+    h->gpu->attention_backward(dqkv.gpu, dout.gpu, qkv.gpu, out.gpu, lse.gpu, docs_gpu, B, T, H,
+                               KV, hd);
+    h->gpu->copy_to_host(second, dqkv.gpu, bytes);
+    snprintf(name, sizeof name, "attention_backward repeat %s", shape);
+    report(h, name, 0.0, 0.0, memcmp(first, second, bytes) == 0, 0.0, 0.0);
+    free(first);
+    free(second);
+    free(starts);
+    index_free(h, &docs);
+    tensor *all[] = {&qkv, &out, &lse, &dout, &dqkv};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+}
+
+static void test_swiglu(harness *h, int N, int F) {
+    char name[64];
+    tensor inp = tensor_random_new(h, (size_t)N * 2 * F, ACT, 2.0);
+    tensor out = tensor_new(h, (size_t)N * F, ACT);
+    tensor_poison(h, &out);
+    h->cpu->swiglu_forward(out.cpu, inp.cpu, N, F);
+    h->gpu->swiglu_forward(out.gpu, inp.gpu, N, F);
+    snprintf(name, sizeof name, "swiglu_forward F=%d", F);
+    check_bf16(h, name, &out);
+    tensor dout = tensor_random_new(h, (size_t)N * F, ACT, 1.0);
+    tensor dinp = tensor_new(h, (size_t)N * 2 * F, ACT);
+    tensor_poison(h, &dinp);
+    h->cpu->swiglu_backward(dinp.cpu, dout.cpu, inp.cpu, N, F);
+    h->gpu->swiglu_backward(dinp.gpu, dout.gpu, inp.gpu, N, F);
+    snprintf(name, sizeof name, "swiglu_backward F=%d", F);
+    check_bf16(h, name, &dinp);
+    tensor *all[] = {&inp, &out, &dout, &dinp};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+}
+
+static void test_gelu_xielu(harness *h, size_t n) {
+    char name[64];
+    tensor inp = tensor_random_new(h, n, ACT, 2.0), out = tensor_new(h, n, ACT);
+    tensor dout = tensor_random_new(h, n, ACT, 1.0), dinp = tensor_new(h, n, ACT);
+    tensor_poison(h, &out);
+    h->cpu->gelu_forward(out.cpu, inp.cpu, n);
+    h->gpu->gelu_forward(out.gpu, inp.gpu, n);
+    snprintf(name, sizeof name, "gelu_forward n=%zu", n);
+    check_bf16(h, name, &out);
+    tensor_poison(h, &dinp);
+    h->cpu->gelu_backward(dinp.cpu, dout.cpu, inp.cpu, n);
+    h->gpu->gelu_backward(dinp.gpu, dout.gpu, inp.gpu, n);
+    snprintf(name, sizeof name, "gelu_backward n=%zu", n);
+    check_bf16(h, name, &dinp);
+
+    tensor alpha = tensor_new(h, 2, ACT);
+    float alpha_values[2] = {(float)log(expm1(0.8)), (float)log(expm1(0.8 - 0.5))};
+    tensor_set(h, &alpha, alpha_values);
+    tensor_poison(h, &out);
+    h->cpu->xielu_forward(out.cpu, inp.cpu, alpha.cpu, n);
+    h->gpu->xielu_forward(out.gpu, inp.gpu, alpha.gpu, n);
+    snprintf(name, sizeof name, "xielu_forward n=%zu", n);
+    check_bf16(h, name, &out);
+    tensor dalpha = tensor_random_new(h, 2, MASTER, 1.0);
+    tensor_poison(h, &dinp);
+    h->cpu->xielu_backward(dinp.cpu, dalpha.cpu, dout.cpu, inp.cpu, alpha.cpu, n);
+    h->gpu->xielu_backward(dinp.gpu, dalpha.gpu, dout.gpu, inp.gpu, alpha.gpu, n);
+    snprintf(name, sizeof name, "xielu_backward dinp n=%zu", n);
+    check_bf16(h, name, &dinp);
+    snprintf(name, sizeof name, "xielu_backward dalpha+= n=%zu", n);
+    check(h, name, &dalpha, 1e-5, 1e-4);
+    tensor *all[] = {&inp, &out, &dout, &dinp, &alpha, &dalpha};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+}
+
+static void test_add(harness *h, size_t n) {
+    char name[64];
+    tensor a = tensor_random_new(h, n, ACT, 1.0), b = tensor_random_new(h, n, ACT, 1.0);
+    tensor out = tensor_new(h, n, ACT);
+    tensor_poison(h, &out);
+    h->cpu->add(out.cpu, a.cpu, b.cpu, n);
+    h->gpu->add(out.gpu, a.gpu, b.gpu, n);
+    snprintf(name, sizeof name, "add n=%zu", n);
+    check_bf16(h, name, &out);
+    h->cpu->accumulate(a.cpu, b.cpu, n);
+    h->gpu->accumulate(a.gpu, b.gpu, n);
+    snprintf(name, sizeof name, "accumulate n=%zu", n);
+    check_bf16(h, name, &a);
+    tensor_free(h, &a);
+    tensor_free(h, &b);
+    tensor_free(h, &out);
+}
+
+static void test_cross_entropy(harness *h, int N, int V, int with_weights) {
+    char name[64];
+    tensor logits = tensor_random_new(h, (size_t)N * V, ACT, 2.0);
+    tensor losses = tensor_new(h, N, MASTER), weights = tensor_new(h, N, MASTER);
+    float *w = host_alloc(N * sizeof(float));
+    for (int n = 0; n < N; n++) w[n] = n % 5 == 0 ? 0.0f : (float)random_uniform(&h->rng);
+    tensor_set(h, &weights, w);
+    free(w);
+    index_buffer targets = index_random_new(h, N, V);
+    tensor_poison(h, &losses);
+    h->cpu->cross_entropy(logits.cpu, losses.cpu, targets.cpu, with_weights ? weights.cpu : NULL,
+                          N, V);
+    h->gpu->cross_entropy(logits.gpu, losses.gpu, targets.gpu, with_weights ? weights.gpu : NULL,
+                          N, V);
+    snprintf(name, sizeof name, "cross_entropy losses V=%d%s", V, with_weights ? " w" : "");
+    check(h, name, &losses, 1e-5, 1e-5);
+    if (with_weights) {
+        snprintf(name, sizeof name, "cross_entropy dlogits V=%d", V);
+        check_bf16(h, name, &logits);
+    }
+    tensor_free(h, &logits);
+    tensor_free(h, &losses);
+    tensor_free(h, &weights);
+    index_free(h, &targets);
+}
+
+static void test_rows(harness *h, int n_rows, int C) {
+    char name[64];
+    int n = 100;
+    tensor inp = tensor_random_new(h, (size_t)n_rows * C, ACT, 1.0);
+    index_buffer rows = index_random_new(h, n, n_rows);
+    tensor gathered = tensor_new(h, (size_t)n * C, ACT);
+    tensor_poison(h, &gathered);
+    h->cpu->gather_rows(gathered.cpu, inp.cpu, rows.cpu, n, C);
+    h->gpu->gather_rows(gathered.gpu, inp.gpu, rows.gpu, n, C);
+    snprintf(name, sizeof name, "gather_rows C=%d", C);
+    check(h, name, &gathered, 0.0, 0.0);
+    h->cpu->scatter_add_rows(inp.cpu, gathered.cpu, rows.cpu, n, C);
+    h->gpu->scatter_add_rows(inp.gpu, gathered.gpu, rows.gpu, n, C);
+    snprintf(name, sizeof name, "scatter_add_rows+= C=%d", C);
+    check(h, name, &inp, TOL_BF16, 1.0 / 64); /* each atomic add rounds to bf16 */
+    tensor_free(h, &inp);
+    tensor_free(h, &gathered);
+    index_free(h, &rows);
+}
+
+static void test_moe_combine(harness *h, int N, int k, int C) {
+    int slots = N * k;
+    int32_t *slot = host_alloc((size_t)slots * sizeof(int32_t));
+    for (int i = 0; i < slots; i++) slot[i] = i;
+    for (int i = slots - 1; i > 0; i--) { /* shuffle, then drop some */
+        int j = (int)random_below(&h->rng, (uint64_t)i + 1), swap = slot[i];
+        slot[i] = slot[j];
+        slot[j] = swap;
+    }
+    for (int i = 0; i < slots; i++)
+        if (random_below(&h->rng, 6) == 0) slot[i] = -1;
+    index_buffer slot_buffer = index_new(h, slot, slots);
+    free(slot);
+    tensor expert_out = tensor_random_new(h, (size_t)slots * C, ACT, 1.0);
+    tensor gates = tensor_new(h, slots, MASTER);
+    tensor_random(h, &gates, 0.2, 0.5);
+    tensor out = tensor_new(h, (size_t)N * C, ACT);
+    tensor_poison(h, &out);
+    h->cpu->moe_combine_forward(out.cpu, expert_out.cpu, gates.cpu, slot_buffer.cpu, N, k, C);
+    h->gpu->moe_combine_forward(out.gpu, expert_out.gpu, gates.gpu, slot_buffer.gpu, N, k, C);
+    check_bf16(h, "moe_combine_forward", &out);
+    tensor dout = tensor_random_new(h, (size_t)N * C, ACT, 1.0);
+    /* rows of dropped slots must stay as they were: same random start on both sides */
+    tensor dexpert_out = tensor_random_new(h, (size_t)slots * C, ACT, 1.0);
+    tensor dgates = tensor_new(h, slots, MASTER);
+    tensor_poison(h, &dgates);
+    h->cpu->moe_combine_backward(dexpert_out.cpu, dgates.cpu, dout.cpu, expert_out.cpu, gates.cpu,
+                                 slot_buffer.cpu, N, k, C);
+    h->gpu->moe_combine_backward(dexpert_out.gpu, dgates.gpu, dout.gpu, expert_out.gpu, gates.gpu,
+                                 slot_buffer.gpu, N, k, C);
+    check_bf16(h, "moe_combine_backward dexpert_out", &dexpert_out);
+    check(h, "moe_combine_backward dgates", &dgates, 1e-5, 1e-4);
+    index_free(h, &slot_buffer);
+    tensor *all[] = {&expert_out, &gates, &out, &dout, &dexpert_out, &dgates};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+}
+
+static void test_optimizers(harness *h, size_t n) {
+    tensor param = tensor_random_new(h, n, MASTER, 1.0), grad = tensor_random_new(h, n, MASTER, 1e-2);
+    tensor m = tensor_random_new(h, n, MASTER, 1e-2), m2 = tensor_random_new(h, n, MASTER, 1e-2);
+    tensor v = tensor_new(h, n, MASTER);
+    tensor_random(h, &v, 1e-5, 2e-4); /* positive second moments */
+    h->cpu->adamw_update(param.cpu, grad.cpu, m.cpu, v.cpu, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f,
+                         0.271f, 0.0975f);
+    h->gpu->adamw_update(param.gpu, grad.gpu, m.gpu, v.gpu, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f,
+                         0.271f, 0.0975f);
+    check_fp32(h, "adamw_update param", &param);
+    check_fp32(h, "adamw_update m", &m);
+    check_fp32(h, "adamw_update v", &v);
+    h->cpu->ademamix_update(param.cpu, grad.cpu, m.cpu, m2.cpu, v.cpu, n, 1e-3f, 0.9f, 0.999f,
+                            0.9999f, 8.0f, 1e-8f, 0.1f, 0.271f, 0.0975f);
+    h->gpu->ademamix_update(param.gpu, grad.gpu, m.gpu, m2.gpu, v.gpu, n, 1e-3f, 0.9f, 0.999f,
+                            0.9999f, 8.0f, 1e-8f, 0.1f, 0.271f, 0.0975f);
+    check_fp32(h, "ademamix_update param", &param);
+    check_fp32(h, "ademamix_update m1", &m);
+    check_fp32(h, "ademamix_update m2", &m2);
+    check_fp32(h, "ademamix_update v", &v);
+    h->cpu->scale(grad.cpu, n, 0.37f);
+    h->gpu->scale(grad.gpu, n, 0.37f);
+    check_fp32(h, "scale", &grad);
+
+    double ref = h->cpu->sum_squares(param.cpu, n), got = h->gpu->sum_squares(param.gpu, n);
+    double err = fabs(got - ref), again = h->gpu->sum_squares(param.gpu, n);
+    report(h, "sum_squares", err, err / ref, err <= 1e-9 * ref, 1e-9, 0.0);
+    report(h, "sum_squares repeat", fabs(again - got), 0.0, again == got, 0.0, 0.0);
+    tensor *all[] = {&param, &grad, &m, &m2, &v};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+}
+
+int main(void) {
+    char why[512] = "";
+    harness h;
+    memset(&h, 0, sizeof h);
+    h.gpu = ops_cuda(why, sizeof why);
+    if (!h.gpu) {
+        printf("test_ops_cuda: skipped: no CUDA device (%s)\n", why);
+        return 77;
+    }
+    h.cpu = ops_cpu();
+    const char *seed_text = getenv("CAIRN_TEST_SEED");
+    uint64_t seed = seed_text ? strtoull(seed_text, NULL, 10)
+                              : (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
+    random_seed(&h.rng, seed);
+    printf("test_ops_cuda: seed %llu (set CAIRN_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    printf("%-36s %11s %11s  %-4s\n", "op", "max abs", "max rel", "");
+
+    test_conversions(&h);
+    test_embedding(&h, 96, 136, 1);
+    test_embedding(&h, 64, 70, 0);
+    test_rmsnorm(&h, 64, 256);
+    test_rmsnorm(&h, 300, 100);
+    test_layernorm(&h, 64, 256);
+    test_layernorm(&h, 37, 100);
+    test_matmul(&h, 192, 320, 384, 1, 0, 1);
+    test_matmul(&h, 64, 100, 72, 1, 1, 1);
+    test_matmul(&h, 130, 64, 96, 0, 0, 0);
+    test_qk_norm(&h, 64, 4, 2, 64);
+    test_rope(&h, 64, 4, 2, 64);
+    test_attention(&h, 2, 200, 4, 2, 64, 1);
+    test_attention(&h, 1, 130, 4, 1, 128, 0);
+    test_attention(&h, 2, 96, 2, 2, 40, 1);
+    test_attention(&h, 1, 300, 2, 1, 128, 1);
+    test_swiglu(&h, 64, 136);
+    test_swiglu(&h, 33, 50);
+    test_gelu_xielu(&h, 4096);
+    test_gelu_xielu(&h, 5001);
+    test_add(&h, 1000);
+    test_add(&h, 1001);
+    test_cross_entropy(&h, 48, 50257, 1);
+    test_cross_entropy(&h, 32, 4096, 1);
+    test_cross_entropy(&h, 16, 4096, 0);
+    test_rows(&h, 64, 136);
+    test_rows(&h, 64, 45);
+    test_moe_combine(&h, 48, 2, 136);
+    test_optimizers(&h, 100003);
+
+    printf("test_ops_cuda: %d passed, %d failed\n", h.passed, h.failed);
+    return h.failed ? 1 : 0;
+}

@@ -1,0 +1,180 @@
+/* `cairn train [CONFIG.yaml] [--set key.path=value ...]` */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "data/fortune_corpus.h"
+#include "data/tokenizer.h"
+#include "train/cli.h"
+#include "train/config.h"
+#include "train/device.h"
+#include "train/trainer.h"
+
+static const char train_usage[] = "usage: cairn train [CONFIG.yaml] [--set key.path=value ...]\n";
+
+static double wall_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void format_duration(double seconds, char *out, size_t size) {
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) snprintf(out, size, "%ldh%02ldm", s / 3600, s / 60 % 60);
+    else if (s >= 60) snprintf(out, size, "%ldm%02lds", s / 60, s % 60);
+    else snprintf(out, size, "%lds", s);
+}
+
+static void format_rate(double per_second, char *out, size_t size) {
+    if (per_second >= 1e6) snprintf(out, size, "%.2fM", per_second / 1e6);
+    else if (per_second >= 1e3) snprintf(out, size, "%.1fk", per_second / 1e3);
+    else snprintf(out, size, "%.0f", per_second);
+}
+
+/* Reads the command line into a config; returns 0, or the exit status. */
+static int load_config(int argc, char **argv, config *c, int *is_default, status *st) {
+    config_defaults(c);
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--set") == 0) {
+            if (++i == argc) {
+                fprintf(stderr, "cairn train: --set needs key.path=value\n%s", train_usage);
+                return 2;
+            }
+        } else if (strncmp(argv[i], "--set=", 6) == 0) {
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "cairn train: unknown option '%s'\n%s", argv[i], train_usage);
+            return 2;
+        } else if (file) {
+            fprintf(stderr, "cairn train: more than one config file ('%s', '%s')\n%s", file,
+                    argv[i], train_usage);
+            return 2;
+        } else {
+            file = argv[i];
+        }
+    }
+    *is_default = file == NULL;
+    if (file && config_load_file(c, file, st) != 0) return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *assignment = NULL;
+        if (strcmp(argv[i], "--set") == 0) assignment = argv[++i];
+        else if (strncmp(argv[i], "--set=", 6) == 0) assignment = argv[i] + 6;
+        if (assignment && config_apply_set(c, assignment, st) != 0) return 1;
+    }
+    return 0;
+}
+
+int cli_train(int argc, char **argv) {
+    status st = {{0}};
+    config c;
+    int is_default = 0;
+    int rc = load_config(argc, argv, &c, &is_default, &st);
+    if (rc) {
+        if (rc == 1) fprintf(stderr, "cairn train: %s\n", st.message);
+        return rc;
+    }
+    /* the vocabulary and EOD come from the tokenizer unless the config says */
+    tokenizer *tok = NULL;
+    if (c.data.tokenizer[0]) {
+        if (tokenizer_open(c.data.tokenizer, &tok, &st) != 0) {
+            fprintf(stderr, "cairn train: data.tokenizer: %s\n", st.message);
+            return 1;
+        }
+        if (c.model.vocab == 0) c.model.vocab = tokenizer_vocab_size(tok);
+        if (c.data.eod_id < 0) c.data.eod_id = tokenizer_eod_id(tok);
+    }
+    if (config_resolve(&c, 1, &st) != 0) {
+        fprintf(stderr, "cairn train: %s\n", st.message);
+        tokenizer_close(tok);
+        return 1;
+    }
+    if (is_default) {
+        if (fortune_corpus_ensure(c.data.sources[0].path, c.data.valid, &st) != 0) {
+            fprintf(stderr, "cairn train: default corpus: %s\n", st.message);
+            tokenizer_close(tok);
+            return 1;
+        }
+    }
+    const ops *o;
+    char device[256];
+    double peak_flops;
+    if (device_select(c.device, &o, device, sizeof device, &peak_flops, &st) != 0) {
+        fprintf(stderr, "cairn train: %s\n", st.message);
+        tokenizer_close(tok);
+        return 1;
+    }
+    char command_line[4096] = "cairn";
+    for (int i = 0; i < argc; i++) {
+        strncat(command_line, " ", sizeof command_line - strlen(command_line) - 1);
+        strncat(command_line, argv[i], sizeof command_line - strlen(command_line) - 1);
+    }
+    trainer t;
+    if (trainer_open(&t, &c, o, device, command_line, tok ? tokenizer_checksum(tok) : NULL, &st) != 0) {
+        fprintf(stderr, "cairn train: %s\n", st.message);
+        trainer_close(&t);
+        tokenizer_close(tok);
+        return 1;
+    }
+    tokenizer_close(tok);
+    t.peak_flops = peak_flops;
+
+    printf("cairn: training %s (%s, %d layers, d_model %d, %.2fM parameters) on %s\n", c.run.name,
+           config_arch_name(c.model.arch), c.model.layers, c.model.d_model,
+           (double)t.model.total_params / 1e6, device);
+    printf("cairn: %lld steps of %d sequences x %d tokens; data: %s%s (%lld tokens)\n",
+           (long long)c.run.steps, c.train.global_batch, c.model.seq_len, c.data.sources[0].path,
+           c.data.source_count > 1 ? " and more" : "", (long long)data_loader_total_tokens(t.loader));
+    printf("cairn: outputs in %s/ (config.yaml, run.json, metrics.jsonl)\n", c.run.out_dir);
+    fflush(stdout);
+
+    double start = wall_seconds(), first_loss = NAN, last_loss = NAN, last_val = NAN, first_val = NAN;
+    if (t.valid) {
+        int64_t val_tokens;
+        trainer_evaluate(&t, &first_val, &val_tokens, &st);
+    }
+    trainer_step_result r = {0};
+    for (int64_t step = 1; step <= c.run.steps; step++) {
+        if (trainer_step(&t, &r, &st) != 0) {
+            fprintf(stderr, "cairn train: step %lld: %s\n", (long long)step, st.message);
+            trainer_close(&t);
+            return 1;
+        }
+        if (step == 1) first_loss = r.loss;
+        last_loss = r.loss;
+        if (!isfinite(r.loss)) {
+            fprintf(stderr, "cairn train: step %lld: loss is %f; stopping\n", (long long)step, r.loss);
+            trainer_close(&t);
+            return 1;
+        }
+        int evaluate = t.valid && ((c.run.eval_every > 0 && step % c.run.eval_every == 0) ||
+                                   step == c.run.steps);
+        double val = NAN;
+        if (evaluate) {
+            int64_t val_tokens;
+            trainer_evaluate(&t, &val, &val_tokens, &st);
+            last_val = val;
+        }
+        double elapsed = wall_seconds() - start;
+        if (step % c.run.log_every == 0 || step == 1 || step == c.run.steps || evaluate) {
+            trainer_write_metrics(&t, &r, elapsed, val);
+            char eta[32], rate[32], val_text[48] = "";
+            format_duration(elapsed / step * (c.run.steps - step), eta, sizeof eta);
+            format_rate((double)c.train.global_batch * c.model.seq_len / r.seconds, rate, sizeof rate);
+            if (evaluate) snprintf(val_text, sizeof val_text, " | val %.4f", val);
+            printf("step %*lld/%lld | loss %.4f%s | lr %.2e | gnorm %.3f | %s tok/s | ETA %s\n",
+                   (int)log10((double)c.run.steps) + 1, (long long)step, (long long)c.run.steps,
+                   r.loss, val_text, r.lr, r.grad_norm, rate, eta);
+            fflush(stdout);
+        }
+    }
+    char took[32];
+    format_duration(wall_seconds() - start, took, sizeof took);
+    printf("cairn: done in %s: loss %.4f -> %.4f", took, first_loss, last_loss);
+    if (t.valid) printf(", validation loss %.4f -> %.4f", first_val, last_val);
+    printf(" (%lld tokens)\ncairn: metrics in %s/metrics.jsonl, provenance in %s/run.json\n",
+           (long long)t.tokens, c.run.out_dir, c.run.out_dir);
+    trainer_close(&t);
+    return 0;
+}

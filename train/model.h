@@ -1,0 +1,144 @@
+/* The transformer: parameters, activations, forward and backward of one micro-batch.
+ *
+ * Contract: `model_create` lays out every parameter of the configured model
+ * (llama or gpt2 blocks, dense or MoE MLPs) in one master arena (decayed
+ * tensors first, then the rest, so the optimizer updates two contiguous
+ * ranges), one gradient arena of the same layout, a compute copy of the
+ * weights when the backend computes in another dtype, and every activation
+ * buffer sized for `micro_batch` sequences, all through the backend's `alloc`.
+ * Parameters are named as in checkpoints (`layers.0.attn.wq`).
+ * `model_forward` runs one micro-batch and, given loss weights, leaves
+ * dlogits ready; `model_backward` accumulates weight gradients (+=).
+ * Model code never branches on the device: everything goes through `ops`. */
+#ifndef CAIRN_MODEL_H
+#define CAIRN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+#include "kernels/ops.h"
+#include "train/config.h"
+
+typedef enum {
+    INIT_NORMAL,         /* N(0, init_std) */
+    INIT_NORMAL_OUTPUT,  /* N(0, init_std / sqrt(2 * layers)): projections into the residual stream */
+    INIT_ONES,
+    INIT_ZEROS,
+    INIT_XIELU_ALPHA,    /* {log(expm1(0.8)), log(expm1(0.8 - 0.5))} */
+} param_init;
+
+typedef struct param_tensor {
+    char name[96];
+    int ndim;
+    int64_t shape[3];
+    size_t offset;  /* in elements, into the parameter arenas */
+    size_t count;
+    int decay;      /* weight decay applies */
+    param_init init;
+} param_tensor;
+
+/* Offsets (in elements) of one layer's tensors; SIZE_MAX when absent. Gate and
+ * up projections (and q, k, v) are adjacent so one GEMM computes them. */
+typedef struct layer_offsets {
+    size_t attn_norm_w, attn_norm_b, wqkv, bqkv, wo, bo, q_norm, k_norm;
+    size_t mlp_norm_w, mlp_norm_b, w_up, b_up, w_down, b_down, xielu_alpha;
+    size_t router, experts, shared_up, shared_down;  /* experts: E × [up rows ; down] */
+} layer_offsets;
+
+typedef struct moe_routing moe_routing;
+
+typedef struct layer_activations {
+    void *resid_in;       /* [N][d] input of the layer (the residual stream) */
+    void *attn_norm_out;  /* [N][d] */
+    void *attn_norm_mean, *attn_norm_rstd;  /* master [N] */
+    void *qkv_pre;        /* [N][QKV] projection output */
+    void *qkv;            /* [N][QKV] after qk-norm and RoPE */
+    void *qk_rstd;        /* master [N][H+KV] */
+    void *attn_out;       /* [N][H*hd] */
+    void *attn_lse;       /* master [B][H][T] */
+    void *resid_mid;      /* [N][d] after the attention residual */
+    void *mlp_norm_out;   /* [N][d] */
+    void *mlp_norm_mean, *mlp_norm_rstd;
+    void *mlp_pre;        /* dense: [N][up_rows]; MoE shared experts: [N][shared up_rows] */
+    void *mlp_act;        /* [N][F] or [N][shared F] */
+    /* MoE only */
+    void *router_logits;  /* [N][E] */
+    void *expert_in;      /* [N*k][d] rows grouped by expert */
+    void *expert_pre;     /* [N*k][expert up_rows] */
+    void *expert_act;     /* [N*k][expert F] */
+    void *expert_out;     /* [N*k][d] */
+    int32_t *slot;        /* device copy of routing->slot [N*k] */
+    int32_t *row_token;   /* device copy of routing->row_token [N*k] */
+    void *gates;          /* master [N*k]: gates applied */
+    moe_routing *routing;
+} layer_activations;
+
+typedef struct model {
+    const ops *ops;
+    model_config cfg;
+    int micro_batch, seq_len, N;  /* N = micro_batch * seq_len */
+    int head_dim, qkv_dim, up_rows, expert_up_rows, shared_ffn, shared_up_rows;
+    int is_moe;
+
+    int param_count;
+    param_tensor *params;
+    size_t total_params, decayed_params;  /* decayed tensors occupy [0, decayed_params) */
+    size_t embed_tokens, embed_positions, final_norm_w, final_norm_b, lm_head;
+    layer_offsets *layers;
+
+    void *master;    /* master weights [total_params] */
+    void *grads;     /* gradients [total_params] (master type) */
+    void *compute;   /* compute-dtype weights (== master when the backend aliases) */
+
+    /* activations (act unless noted) */
+    int32_t *tokens, *targets, *positions, *doc_start;  /* device [N] */
+    void *loss_weights;  /* master [N] */
+    void *losses;        /* master [N] */
+    layer_activations *acts;
+    void *resid_out;     /* [N][d] output of the last layer */
+    void *final_norm_out, *final_norm_mean, *final_norm_rstd;
+    void *logits;        /* [N][V], becomes dlogits */
+    void *scratch_d;     /* [N][d] projection outputs / gradient scratch */
+    void *dresid;        /* [N][d] gradient of the residual stream */
+    void *dnorm;         /* [N][d] */
+    void *dqkv, *dattn, *dmlp_pre, *dmlp_act;
+    void *dexpert_in, *dexpert_pre, *dexpert_act, *dexpert_out;
+    void *dgates;          /* master [N*k] */
+    void *drouter_logits;  /* [N][E] */
+    double *host_dgates, *host_drouter_logits;
+    float *host_router_staging;  /* [N * max(E, k)]: router transfers through float */
+    double moe_scale;      /* set by model_forward, used by model_backward */
+
+    /* host staging for one micro-batch */
+    int32_t *host_positions, *host_doc_start;
+    float *host_losses;
+    float *host_weights;
+    int eod_id;
+
+    /* MoE statistics of the last forward pass */
+    double aux_loss, z_loss;
+} model;
+
+int model_create(model *m, const ops *o, const config *c, int eod_id, status *st);
+void model_destroy(model *m);
+/* Initializes the master weights from seed (host RNG, identical on every backend). */
+void model_init_weights(model *m, uint64_t seed);
+/* Refreshes the compute copy of the weights after the master weights changed. */
+void model_sync_compute_weights(model *m);
+const param_tensor *model_find_param(const model *m, const char *name);
+
+/* One micro-batch: tokens [micro_batch][seq_len+1] on the host; loss_weights
+ * [micro_batch][seq_len] on the host (NULL: forward only, no dlogits).
+ * Returns Σ_t losses[t]·(mask) through *loss_sum when mask is given, and the
+ * per-token losses in m->host_losses. moe_scale multiplies the router auxiliary
+ * losses' gradients (1 / number of micro-batches in the global batch). */
+void model_forward(model *m, const int32_t *tokens, const float *loss_weights, double moe_scale);
+void model_backward(model *m);
+void model_zero_grads(model *m);
+
+/* Model FLOPs per token of a training step (6 · active matmul params + attention),
+ * the same formula as the PyTorch peer (shared/bench/torch_ref.py). */
+double model_flops_per_token(const model *m);
+
+#endif

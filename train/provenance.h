@@ -1,0 +1,27 @@
+/* run.json: what produced a run — code version, resolved config, data files
+ * with sizes and SHA-256 checksums, tokenizer checksum, world layout,
+ * hardware and backend. Written atomically (temporary name, then rename). */
+#ifndef CAIRN_PROVENANCE_H
+#define CAIRN_PROVENANCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+#include "train/config.h"
+
+typedef struct provenance_info {
+    const char *command_line;
+    const char *tokenizer_checksum;  /* NULL when the data is pre-tokenized */
+    int64_t data_tokens;
+    int world_size;
+    const char *backend;
+    const char *device_description;
+    size_t parameters;
+    double flops_per_token;
+} provenance_info;
+
+int provenance_write(const char *path, const config *c, const char *config_yaml,
+                     const provenance_info *info, status *st);
+
+#endif
