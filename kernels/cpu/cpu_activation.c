@@ -3,6 +3,10 @@
  * functions. The xIELU alpha gradients are fixed-chunk sums (chunked_sums). */
 #include "kernels/cpu/cpu_real.h"
 
+static real sigmoid(real x) {
+    return 1 / (1 + rexp(-x));
+}
+
 void CPU_FN(swiglu_forward)(void *out_, const void *inp_, int N, int F) {
     real *out = out_;
     const real *inp = inp_;
@@ -11,8 +15,7 @@ void CPU_FN(swiglu_forward)(void *out_, const void *inp_, int N, int F) {
         const real *gate = inp + (size_t)n * 2 * F, *up = gate + F;
         real *o = out + (size_t)n * F;
         for (int f = 0; f < F; f++) {
-            real sigmoid = 1 / (1 + rexp(-gate[f]));
-            o[f] = gate[f] * sigmoid * up[f];
+            o[f] = gate[f] * sigmoid(gate[f]) * up[f];
         }
     }
 }
@@ -25,9 +28,9 @@ void CPU_FN(swiglu_backward)(void *dinp_, const void *dout_, const void *inp_, i
         const real *gate = inp + (size_t)n * 2 * F, *up = gate + F, *d = dout + (size_t)n * F;
         real *dgate = dinp + (size_t)n * 2 * F, *dup = dgate + F;
         for (int f = 0; f < F; f++) {
-            real g = gate[f], sigmoid = 1 / (1 + rexp(-g));
-            dgate[f] = d[f] * up[f] * (sigmoid * (1 + g * (1 - sigmoid)));
-            dup[f] = d[f] * (g * sigmoid);
+            real g = gate[f], s = sigmoid(g);
+            dgate[f] = d[f] * up[f] * (s * (1 + g * (1 - s)));
+            dup[f] = d[f] * (g * s);
         }
     }
 }
@@ -64,10 +67,6 @@ void CPU_FN(gelu_backward)(void *dinp_, const void *dout_, const void *inp_, siz
 /* PyTorch's softplus (threshold 20) */
 static real softplus(real x) {
     return x > 20 ? x : rlog1p(rexp(x));
-}
-
-static real sigmoid(real x) {
-    return 1 / (1 + rexp(-x));
 }
 
 void CPU_FN(xielu_forward)(void *out_, const void *inp_, const void *alpha_, size_t n) {

@@ -1,6 +1,6 @@
 /* Causal (optionally document-masked) grouped-query attention, flash style:
  * one task per (sequence, head) in forward and per (sequence, kv head) in
- * backward, blocks of TILE_ROWS queries against the allowed key range, no
+ * backward, blocks of QUERY_BLOCK queries against the allowed key range, no
  * T×T buffer. Forward saves the log-sum-exp; backward recomputes the
  * probabilities from it. A backward task owns its kv head's dk/dv and the dq
  * of the query heads that share it, so nothing is summed across threads.
@@ -13,6 +13,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+enum { QUERY_BLOCK = 16 }; /* queries per block: a multiple of TILE_ROWS */
 
 typedef struct attention_shape {
     int B, T, H, KV, hd;
@@ -51,10 +53,10 @@ static void copy_head(real *dst, const real *head, const attention_shape *s) {
 }
 
 /* Copies `rows` rows of hd elements (row stride `stride`) times `factor` into
- * a TILE_ROWS × padded_hd tile; the other rows stay zero. */
+ * a QUERY_BLOCK × padded_hd tile; the other rows stay zero. */
 static void load_tile(real *tile, const real *src, size_t stride, int rows, real factor,
                       const attention_shape *s) {
-    memset(tile, 0, (size_t)TILE_ROWS * s->padded_hd * sizeof(real));
+    memset(tile, 0, (size_t)QUERY_BLOCK * s->padded_hd * sizeof(real));
     for (int r = 0; r < rows; r++)
         for (int d = 0; d < s->hd; d++)
             tile[(size_t)r * s->padded_hd + d] = src[r * stride + d] * factor;
@@ -66,6 +68,14 @@ static void store_tile(real *dst, size_t stride, const real *tile, int rows, rea
     for (int r = 0; r < rows; r++)
         for (int d = 0; d < s->hd; d++)
             dst[r * stride + d] = tile[(size_t)r * s->padded_hd + d] * factor;
+}
+
+/* tile_multiply over the first `rows` rows of a (rounded up to whole tiles). */
+static void block_multiply(real *c, size_t ldc, const real *a, size_t lda, const real *b,
+                           size_t ldb, int K, int ncols, int rows) {
+    for (int r = 0; r < rows; r += TILE_ROWS)
+        CPU_FN(tile_multiply)(c + (size_t)r * ldc, ldc, a + (size_t)r * lda, lda, b, ldb, K, ncols,
+                              0);
 }
 
 /* First allowed key of query t. */
@@ -91,16 +101,17 @@ typedef struct attention_scratch {
     real *keys_t, *values_t;            /* [hd][Tp] */
     real *keys, *values;                /* [Tp][hdp] */
     real *dkeys, *dvalues;              /* [Tp][hdp] accumulators of a kv head */
-    real *probs, *dscores;              /* [TILE_ROWS][Tp] */
-    real *probs_t, *dscores_t;          /* [Tp][TILE_ROWS] */
-    real *q_tile, *dout_tile, *out_tile; /* [TILE_ROWS][hdp]; out_tile is dq in backward */
+    real *probs, *dscores;              /* [QUERY_BLOCK][Tp] */
+    real *probs_t, *dscores_t;          /* [Tp][QUERY_BLOCK] */
+    real *q_tile, *dout_tile, *out_tile; /* [QUERY_BLOCK][hdp]; out_tile is dq in backward */
 } attention_scratch;
 
 /* Fills w and returns the allocation to free. Every size is a multiple of
  * TILE_COLS (padded_T and padded_hd are), so every part is 64-byte aligned. */
 static real *scratch_open(attention_scratch *w, const attention_shape *s) {
     const size_t panel = (size_t)s->hd * s->padded_T, rows = (size_t)s->padded_T * s->padded_hd;
-    const size_t block = (size_t)TILE_ROWS * s->padded_T, tile = (size_t)TILE_ROWS * s->padded_hd;
+    const size_t block = (size_t)QUERY_BLOCK * s->padded_T;
+    const size_t tile = (size_t)QUERY_BLOCK * s->padded_hd;
     real **parts[] = {&w->keys_t, &w->values_t, &w->keys, &w->values, &w->dkeys, &w->dvalues,
                       &w->probs, &w->dscores, &w->probs_t, &w->dscores_t, &w->q_tile,
                       &w->dout_tile, &w->out_tile};
@@ -135,29 +146,28 @@ void CPU_FN(attention_forward)(void *out_, void *lse_, const void *qkv_,
             real *head_lse = lse + ((size_t)b * H + h) * T;
             transpose_head(w.keys_t, qkv + head_at(&s, b, H + kv), &s);
             copy_head(w.values, qkv + head_at(&s, b, H + KV + kv), &s);
-            for (int t0 = 0; t0 < T; t0 += TILE_ROWS) {
-                int rows = T - t0 < TILE_ROWS ? T - t0 : TILE_ROWS, lo, hi;
+            for (int t0 = 0; t0 < T; t0 += QUERY_BLOCK) {
+                int rows = T - t0 < QUERY_BLOCK ? T - t0 : QUERY_BLOCK, lo, hi;
                 block_keys(docs, t0, rows, &lo, &hi);
                 load_tile(w.q_tile, q + t0 * s.row, s.row, rows, s.scale, &s);
-                CPU_FN(tile_multiply)(w.probs + lo, Tp, w.q_tile, hdp, w.keys_t + lo, Tp, hd,
-                                      hi - lo, 0);
-                for (int r = 0; r < TILE_ROWS; r++) {
+                block_multiply(w.probs + lo, Tp, w.q_tile, hdp, w.keys_t + lo, Tp, hd, hi - lo,
+                               rows);
+                for (int r = 0; r < rows; r++) {
                     real *p = w.probs + (size_t)r * Tp;
-                    int t = t0 + r, start = r < rows ? first_key(docs, t) : hi, end = t + 1;
+                    int t = t0 + r, start = first_key(docs, t), end = t + 1;
                     real max = -INFINITY;
-                    for (int j = start; j < end && r < rows; j++) max = p[j] > max ? p[j] : max;
+                    for (int j = start; j < end; j++) max = p[j] > max ? p[j] : max;
                     double sum = 0;
-                    for (int j = start; j < end && r < rows; j++) {
+                    for (int j = start; j < end; j++) {
                         p[j] = rexp(p[j] - max);
                         sum += p[j];
                     }
                     real inverse = (real)(1.0 / sum);
-                    for (int j = lo; j < hi; j++)
-                        p[j] = j >= start && j < end && r < rows ? p[j] * inverse : 0;
-                    if (r < rows) head_lse[t] = (real)((double)max + log(sum));
+                    for (int j = lo; j < hi; j++) p[j] = j >= start && j < end ? p[j] * inverse : 0;
+                    head_lse[t] = (real)((double)max + log(sum));
                 }
-                CPU_FN(tile_multiply)(w.out_tile, hdp, w.probs + lo, Tp,
-                                      w.values + (size_t)lo * hdp, hdp, hi - lo, hdp, 0);
+                block_multiply(w.out_tile, hdp, w.probs + lo, Tp, w.values + (size_t)lo * hdp,
+                               hdp, hi - lo, hdp, rows);
                 store_tile(o + t0 * s.out_row, s.out_row, w.out_tile, rows, 1, &s);
             }
         }
@@ -165,22 +175,22 @@ void CPU_FN(attention_forward)(void *out_, void *lse_, const void *qkv_,
     }
 }
 
-/* One block of TILE_ROWS queries of query head h against its key range:
+/* One block of QUERY_BLOCK queries of query head h against its key range:
  * dq written, dk and dv accumulated into the scratch accumulators. */
 static void backward_block(real *dq, const real *q, const real *dout, const real *out,
                            const real *head_lse, const int32_t *docs, int t0,
                            const attention_shape *s, attention_scratch *w) {
     const int Tp = s->padded_T, hdp = s->padded_hd, hd = s->hd;
-    int rows = s->T - t0 < TILE_ROWS ? s->T - t0 : TILE_ROWS, lo, hi;
+    int rows = s->T - t0 < QUERY_BLOCK ? s->T - t0 : QUERY_BLOCK, lo, hi;
     block_keys(docs, t0, rows, &lo, &hi);
     load_tile(w->q_tile, q + t0 * s->row, s->row, rows, s->scale, s);
     load_tile(w->dout_tile, dout + t0 * s->out_row, s->out_row, rows, 1, s);
-    CPU_FN(tile_multiply)(w->probs + lo, Tp, w->q_tile, hdp, w->keys_t + lo, Tp, hd, hi - lo, 0);
-    CPU_FN(tile_multiply)(w->dscores + lo, Tp, w->dout_tile, hdp, w->values_t + lo, Tp, hd,
-                          hi - lo, 0);
-    for (int r = 0; r < TILE_ROWS; r++) {
+    block_multiply(w->probs + lo, Tp, w->q_tile, hdp, w->keys_t + lo, Tp, hd, hi - lo, rows);
+    block_multiply(w->dscores + lo, Tp, w->dout_tile, hdp, w->values_t + lo, Tp, hd, hi - lo,
+                   rows);
+    for (int r = 0; r < QUERY_BLOCK; r++) {
         real *p = w->probs + (size_t)r * Tp, *ds = w->dscores + (size_t)r * Tp;
-        int t = t0 + r, start = r < rows ? first_key(docs, t) : hi, end = t + 1;
+        int t = t0 + r, start = r < rows ? first_key(docs, t) : hi, end = r < rows ? t + 1 : hi;
         real lse = r < rows ? head_lse[t] : 0;
         /* D = Σ_j p_j dp_j = dout · out */
         real D = r < rows ? (real)CPU_FN(dot)(dout + (size_t)t * s->out_row,
@@ -192,21 +202,22 @@ static void backward_block(real *dq, const real *q, const real *dout, const real
             ds[j] = pj * (ds[j] - D);
         }
     }
-    CPU_FN(tile_multiply)(w->out_tile, hdp, w->dscores + lo, Tp, w->keys + (size_t)lo * hdp,
-                          hdp, hi - lo, hdp, 0);
+    block_multiply(w->out_tile, hdp, w->dscores + lo, Tp, w->keys + (size_t)lo * hdp, hdp,
+                   hi - lo, hdp, rows);
     store_tile(dq + t0 * s->row, s->row, w->out_tile, rows, s->scale, s);
     for (int j = lo; j < hi; j++)
-        for (int r = 0; r < TILE_ROWS; r++) {
-            w->dscores_t[(size_t)j * TILE_ROWS + r] = w->dscores[(size_t)r * Tp + j];
-            w->probs_t[(size_t)j * TILE_ROWS + r] = w->probs[(size_t)r * Tp + j];
+        for (int r = 0; r < QUERY_BLOCK; r++) {
+            w->dscores_t[(size_t)j * QUERY_BLOCK + r] = w->dscores[(size_t)r * Tp + j];
+            w->probs_t[(size_t)j * QUERY_BLOCK + r] = w->probs[(size_t)r * Tp + j];
         }
-    /* dk_j += Σ_r ds_rj (scale q_r); dv_j += Σ_r p_rj dout_r, TILE_ROWS keys per call */
+    /* dk_j += Σ_r ds_rj (scale q_r); dv_j += Σ_r p_rj dout_r; TILE_ROWS keys per call */
     for (int j = lo; j < hi; j += TILE_ROWS) {
-        CPU_FN(tile_multiply)(w->dkeys + (size_t)j * hdp, hdp, w->dscores_t + (size_t)j * TILE_ROWS,
-                              TILE_ROWS, w->q_tile, hdp, TILE_ROWS, hdp, 1);
+        CPU_FN(tile_multiply)(w->dkeys + (size_t)j * hdp, hdp,
+                              w->dscores_t + (size_t)j * QUERY_BLOCK, QUERY_BLOCK, w->q_tile, hdp,
+                              QUERY_BLOCK, hdp, 1);
         CPU_FN(tile_multiply)(w->dvalues + (size_t)j * hdp, hdp,
-                              w->probs_t + (size_t)j * TILE_ROWS, TILE_ROWS, w->dout_tile, hdp,
-                              TILE_ROWS, hdp, 1);
+                              w->probs_t + (size_t)j * QUERY_BLOCK, QUERY_BLOCK, w->dout_tile,
+                              hdp, QUERY_BLOCK, hdp, 1);
     }
 }
 
@@ -234,7 +245,7 @@ void CPU_FN(attention_backward)(void *dqkv_, const void *dout_, const void *qkv_
             for (int h = kv * group; h < (kv + 1) * group; h++) {
                 size_t out_at = (size_t)b * T * s.out_row + (size_t)h * hd;
                 real *dq = dqkv + head_at(&s, b, h);
-                for (int t0 = 0; t0 < T; t0 += TILE_ROWS)
+                for (int t0 = 0; t0 < T; t0 += QUERY_BLOCK)
                     backward_block(dq, qkv + head_at(&s, b, h), dout + out_at, out + out_at,
                                    lse + ((size_t)b * H + h) * T, docs, t0, &s, &w);
             }

@@ -9,7 +9,9 @@
 enum { DOT_LANES = 8 };
 
 static double combine_lanes(const double *lane) {
-    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    double low = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    double high = (lane[4] + lane[5]) + (lane[6] + lane[7]);
+    return low + high;
 }
 
 double CPU_FN(dot)(const real *a, const real *b, size_t n) {

@@ -1,10 +1,11 @@
 /* Causal GQA attention with per-document windows, forward and backward, as
- * flash-attention kernels on bf16 tensor cores (mma.sync m16n8k16, fp32
- * accumulation): tiles of q, k, v in shared memory, online softmax in
- * registers, lse saved in fp32 for the backward pass.
+ * flash-attention kernels on bf16 tensor cores (mma.sync m16n8k16 fed by
+ * ldmatrix, fp32 accumulation): tiles of q, k, v in shared memory, key/value
+ * tiles double-buffered with cp.async, online softmax in registers, lse saved
+ * in fp32 for the backward pass.
  *
  * Query row t of sequence b sees keys j with doc_start[b·T+t] <= j <= t. A
- * block of 64 query rows visits the key tiles between the smallest
+ * block of 128 (forward) or 64 (dQ) query rows visits the key tiles between the smallest
  * doc_start of its rows and its last row; the mask is applied per element.
  * Head dims up to 64 run with 64-wide tiles, up to 128 with 128-wide tiles
  * (a smaller hd is zero-padded in shared memory).
@@ -18,7 +19,9 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 
-enum { ATTN_THREADS = 128, ATTN_ROWS = 64, ATTN_KV = 64, ATTN_MAX_HD = 128 };
+/* forward: 8 warps × 16 query rows; backward: 4 warps × 16 rows; key tiles of 64 */
+enum { FWD_WARPS = 8, FWD_ROWS = 16 * FWD_WARPS, BWD_THREADS = 128, BWD_ROWS = 64 };
+enum { ATTN_KV = 64, ATTN_MAX_HD = 128 };
 
 static const float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
 
@@ -37,28 +40,43 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     return *reinterpret_cast<uint32_t *>(&v);
 }
 
-/* two consecutive elements of a row */
-__device__ __forceinline__ uint32_t load_pair(const bf16 *p) {
-    return *reinterpret_cast<const uint32_t *>(p);
+__device__ __forceinline__ uint32_t shared_address(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
 }
 
-/* the same column of two consecutive rows */
-template <int LD> __device__ __forceinline__ uint32_t load_column_pair(const bf16 *p) {
-    __nv_bfloat162 v;
-    v.x = p[0];
-    v.y = p[LD];
-    return *reinterpret_cast<uint32_t *>(&v);
+/* four 8×8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i */
+__device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const bf16 *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(p)));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const bf16 *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(p)));
+}
+
+/* 16 bytes global → shared without registers; bytes = 0 writes zeros */
+__device__ __forceinline__ void cp_async_16(void *shared, const void *global, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(shared)),
+                 "l"(global), "r"(bytes));
+}
+
+__device__ __forceinline__ void cp_async_commit(void) {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+/* wait until at most N of this thread's copy groups are in flight */
+template <int N> __device__ __forceinline__ void cp_async_wait(void) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 /* A operand (16×16, row-major) from a shared tile: rows row0..row0+15, columns col0..col0+15 */
 template <int LD>
 __device__ __forceinline__ void load_a(uint32_t *a, const bf16 *tile, int row0, int col0) {
-    int lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
-    const bf16 *p = tile + (row0 + group) * LD + col0 + quad * 2;
-    a[0] = load_pair(p);
-    a[1] = load_pair(p + 8 * LD);
-    a[2] = load_pair(p + 8);
-    a[3] = load_pair(p + 8 * LD + 8);
+    int lane = threadIdx.x % 32;
+    ldmatrix_x4(a, tile + (row0 + lane % 16) * LD + col0 + lane / 16 * 8);
 }
 
 /* S[16 × 8·NT] += A-rows of `a_tile` · (rows of `b_tile`)ᵀ over the HD columns:
@@ -67,15 +85,19 @@ template <int HD, int NT>
 __device__ __forceinline__ void mma_abt(float (*s)[4], const bf16 *a_tile, int a_row0,
                                         const bf16 *b_tile) {
     const int LD = HD + 8;
-    int lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
+    int lane = threadIdx.x % 32;
+    /* matrices: (n rows 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15) */
+    const bf16 *b_lane = b_tile + (lane % 8 + lane / 16 * 8) * LD + (lane / 8 % 2) * 8;
 #pragma unroll
     for (int kk = 0; kk < HD / 16; kk++) {
         uint32_t a[4];
         load_a<LD>(a, a_tile, a_row0, kk * 16);
 #pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-            const bf16 *p = b_tile + (nt * 8 + group) * LD + kk * 16 + quad * 2;
-            mma_16816(s[nt], a, load_pair(p), load_pair(p + 8));
+        for (int nt = 0; nt < NT; nt += 2) {
+            uint32_t b[4];
+            ldmatrix_x4(b, b_lane + nt * 8 * LD + kk * 16);
+            mma_16816(s[nt], a, b[0], b[1]);
+            mma_16816(s[nt + 1], a, b[2], b[3]);
         }
     }
 }
@@ -85,7 +107,9 @@ __device__ __forceinline__ void mma_abt(float (*s)[4], const bf16 *a_tile, int a
 template <int HD, int KT>
 __device__ __forceinline__ void mma_pv(float (*o)[4], const float (*p)[4], const bf16 *v_tile) {
     const int LD = HD + 8;
-    int lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
+    int lane = threadIdx.x % 32;
+    /* transposed matrices: (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n 8-15) */
+    const bf16 *v_lane = v_tile + (lane % 8 + (lane / 8 % 2) * 8) * LD + lane / 16 * 8;
 #pragma unroll
     for (int kk = 0; kk < KT; kk++) {
         uint32_t a[4];
@@ -93,18 +117,22 @@ __device__ __forceinline__ void mma_pv(float (*o)[4], const float (*p)[4], const
         a[1] = pack_bf16(p[2 * kk][2], p[2 * kk][3]);
         a[2] = pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]);
         a[3] = pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3]);
-        const bf16 *base = v_tile + (kk * 16 + quad * 2) * LD + group;
 #pragma unroll
-        for (int dt = 0; dt < HD / 8; dt++)
-            mma_16816(o[dt], a, load_column_pair<LD>(base + dt * 8),
-                      load_column_pair<LD>(base + 8 * LD + dt * 8));
+        for (int dt = 0; dt < HD / 8; dt += 2) {
+            uint32_t b[4];
+            ldmatrix_x4_trans(b, v_lane + kk * 16 * LD + dt * 8);
+            mma_16816(o[dt], a, b[0], b[1]);
+            mma_16816(o[dt + 1], a, b[2], b[3]);
+        }
     }
 }
 
-/* Copy rows row0..row0+ROWS-1 (of T) of one head into a shared tile [ROWS][HD+8],
- * zero-filling rows past T and columns past hd. `src` points at row 0 of the
- * head; rows are `stride` elements apart. VEC: 16-byte loads (hd % 8 == 0 and
- * src 16-byte aligned). */
+/* Start copying rows row0..row0+ROWS-1 (of T) of one head into a shared tile
+ * [ROWS][HD+8], zero-filling rows past T and columns past hd. `src` points at
+ * row 0 of the head; rows are `stride` elements apart. VEC (hd % 8 == 0 and
+ * src 16-byte aligned): asynchronous 16-byte copies, complete after the
+ * caller's cp_async_commit / cp_async_wait; else plain loads and stores.
+ * Either way the tile is visible to the block after the next barrier. */
 template <int ROWS, int HD>
 __device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, size_t stride, int row0,
                                           int T, int hd, int vec) {
@@ -112,10 +140,9 @@ __device__ __forceinline__ void load_tile(bf16 *tile, const bf16 *src, size_t st
     if (vec) {
         for (int chunk = threadIdx.x; chunk < ROWS * HD / 8; chunk += blockDim.x) {
             int r = chunk / (HD / 8), d = chunk % (HD / 8) * 8;
-            uint4 value = make_uint4(0, 0, 0, 0);
-            if (row0 + r < T && d < hd)
-                value = *reinterpret_cast<const uint4 *>(src + (size_t)(row0 + r) * stride + d);
-            *reinterpret_cast<uint4 *>(tile + r * LD + d) = value;
+            int valid = row0 + r < T && d < hd;
+            const bf16 *from = valid ? src + (size_t)(row0 + r) * stride + d : src;
+            cp_async_16(tile + r * LD + d, from, valid ? 16 : 0);
         }
     } else {
         for (int i = threadIdx.x; i < ROWS * HD; i += blockDim.x) {
@@ -167,49 +194,81 @@ __device__ __forceinline__ void store_rows(bf16 *dst, size_t stride, const float
 
 /* ---- forward ---- */
 
+/* start loading the key and value tiles at kv0 into `tiles` ([k | v][ATTN_KV][HD+8]) */
 template <int HD>
-__global__ void __launch_bounds__(ATTN_THREADS)
+__device__ __forceinline__ void load_kv(bf16 *tiles, const bf16 *qkv_b, size_t stride, int H,
+                                        int KV, int g, int kv0, int T, int hd, int vec) {
+    load_tile<ATTN_KV, HD>(tiles, qkv_b + (size_t)(H + g) * hd, stride, kv0, T, hd, vec);
+    load_tile<ATTN_KV, HD>(tiles + ATTN_KV * (HD + 8), qkv_b + (size_t)(H + KV + g) * hd, stride,
+                           kv0, T, hd, vec);
+}
+
+/* Double-buffered walk over the key tiles: tile it+1 is copied while tile it is
+ * used. Before the first call the caller has issued the copies of tile 0 into
+ * buffer 0 (and committed them); `use(k_tile, v_tile, kv0)` runs between barriers. */
+template <int HD, typename USE>
+__device__ __forceinline__ void for_each_kv_tile(bf16 *kv_tiles, const bf16 *qkv_b, size_t stride,
+                                                 int H, int KV, int g, int kv_first, int tiles,
+                                                 int T, int hd, int vec, USE use) {
+    const int TILE = 2 * ATTN_KV * (HD + 8);
+    for (int it = 0; it < tiles; it++) {
+        bf16 *k_tile = kv_tiles + (it & 1) * TILE;
+        if (it + 1 < tiles) {
+            load_kv<HD>(kv_tiles + ((it + 1) & 1) * TILE, qkv_b, stride, H, KV, g,
+                        kv_first + (it + 1) * ATTN_KV, T, hd, vec);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        use(k_tile, k_tile + ATTN_KV * (HD + 8), kv_first + it * ATTN_KV);
+        __syncthreads(); /* the buffer is consumed before it is refilled */
+    }
+}
+
+template <int HD>
+__global__ void __launch_bounds__(FWD_WARPS * 32)
     attention_forward_kernel(bf16 *out, float *lse, const bf16 *qkv, const int32_t *doc_start,
                              int T, int H, int KV, int hd, float scale_log2, int vec) {
     const int LD = HD + 8;
     extern __shared__ __align__(16) unsigned char attention_shared[];
     bf16 *q_tile = reinterpret_cast<bf16 *>(attention_shared);
-    bf16 *k_tile = q_tile + ATTN_ROWS * LD;
-    bf16 *v_tile = k_tile + ATTN_KV * LD;
-    __shared__ int row_start[ATTN_ROWS];
+    bf16 *kv_tiles = q_tile + FWD_ROWS * LD; /* [2 buffers][k | v][ATTN_KV][LD] */
+    __shared__ int row_start[FWD_ROWS];
 
-    int q0 = (gridDim.x - 1 - blockIdx.x) * ATTN_ROWS; /* longest tiles first */
+    int q0 = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS; /* longest tiles first */
     int h = blockIdx.y, b = blockIdx.z, g = h / (H / KV);
     size_t stride = (size_t)(H + 2 * KV) * hd;
     const bf16 *qkv_b = qkv + (size_t)b * T * stride;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
 
-    load_tile<ATTN_ROWS, HD>(q_tile, qkv_b + (size_t)h * hd, stride, q0, T, hd, vec);
-    for (int i = threadIdx.x; i < ATTN_ROWS; i += blockDim.x) {
+    load_tile<FWD_ROWS, HD>(q_tile, qkv_b + (size_t)h * hd, stride, q0, T, hd, vec);
+    for (int i = threadIdx.x; i < FWD_ROWS; i += blockDim.x) {
         int t = q0 + i;
         row_start[i] = t < T ? (doc_start ? doc_start[(size_t)b * T + t] : 0) : 0x7fffffff;
     }
     __syncthreads();
-    int block_lo = min_start(row_start, ATTN_ROWS);
-    int block_hi = min(q0 + ATTN_ROWS, T) - 1;
+    int block_lo = min_start(row_start, FWD_ROWS);
+    int block_hi = min(q0 + FWD_ROWS, T) - 1;
     int warp_row0 = warp * 16;
     int warp_lo = min_start(row_start + warp_row0, 16);
     int warp_hi = min(q0 + warp_row0 + 15, T - 1);
     int t0 = q0 + warp_row0 + group, t1 = t0 + 8;
     int start0 = row_start[warp_row0 + group], start1 = row_start[warp_row0 + group + 8];
+    int kv_first = block_lo / ATTN_KV * ATTN_KV;
+    int tiles = max(1, (block_hi - kv_first) / ATTN_KV + 1);
 
     float o[HD / 8][4];
 #pragma unroll
     for (int dt = 0; dt < HD / 8; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
-    for (int kv0 = block_lo / ATTN_KV * ATTN_KV; kv0 <= block_hi; kv0 += ATTN_KV) {
-        __syncthreads(); /* the previous tile is consumed */
-        load_tile<ATTN_KV, HD>(k_tile, qkv_b + (size_t)(H + g) * hd, stride, kv0, T, hd, vec);
-        load_tile<ATTN_KV, HD>(v_tile, qkv_b + (size_t)(H + KV + g) * hd, stride, kv0, T, hd, vec);
-        __syncthreads();
-        if (kv0 + ATTN_KV - 1 < warp_lo || kv0 > warp_hi) continue; /* nothing visible */
-
+    load_kv<HD>(kv_tiles, qkv_b, stride, H, KV, g, kv_first, T, hd, vec);
+    cp_async_commit(); /* with the q tile */
+    for_each_kv_tile<HD>(kv_tiles, qkv_b, stride, H, KV, g, kv_first, tiles, T, hd, vec,
+                         [&](const bf16 *k_tile, const bf16 *v_tile, int kv0) {
+        if (kv0 + ATTN_KV - 1 < warp_lo || kv0 > warp_hi) return; /* nothing visible */
         float s[ATTN_KV / 8][4];
 #pragma unroll
         for (int nt = 0; nt < ATTN_KV / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
@@ -253,7 +312,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
             o[dt][3] *= corr1;
         }
         mma_pv<HD, ATTN_KV / 16>(o, s, v_tile);
-    }
+    });
 
     l0 = quad_sum(l0);
     l1 = quad_sum(l1);
@@ -273,7 +332,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
 /* delta[b][h][t] = Σ_d dout · out, one warp per (row, head) */
 __global__ void attention_delta_kernel(float *delta, const bf16 *dout, const bf16 *out, int B,
                                        int T, int H, int hd) {
-    size_t task = (size_t)blockIdx.x * (ATTN_THREADS / 32) + threadIdx.x / 32;
+    size_t task = (size_t)blockIdx.x * (BWD_THREADS / 32) + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
     if (task >= (size_t)B * T * H) return;
     size_t n = task / H;
@@ -309,49 +368,48 @@ __device__ __forceinline__ void load_row_stats(int *row_start, float *row_lse2, 
 
 /* dQ for one tile of 64 query rows of head h */
 template <int HD>
-__global__ void __launch_bounds__(ATTN_THREADS)
+__global__ void __launch_bounds__(BWD_THREADS)
     attention_dq_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
                         const float *delta, const int32_t *doc_start, int T, int H, int KV, int hd,
                         float scale_log2, float scale, int vec) {
     const int LD = HD + 8;
     extern __shared__ __align__(16) unsigned char attention_shared[];
     bf16 *q_tile = reinterpret_cast<bf16 *>(attention_shared);
-    bf16 *do_tile = q_tile + ATTN_ROWS * LD;
-    bf16 *k_tile = do_tile + ATTN_ROWS * LD;
-    bf16 *v_tile = k_tile + ATTN_KV * LD;
-    __shared__ int row_start[ATTN_ROWS];
-    __shared__ float row_lse2[ATTN_ROWS], row_delta[ATTN_ROWS];
+    bf16 *do_tile = q_tile + BWD_ROWS * LD;
+    bf16 *kv_tiles = do_tile + BWD_ROWS * LD; /* [2 buffers][k | v][ATTN_KV][LD] */
+    __shared__ int row_start[BWD_ROWS];
+    __shared__ float row_lse2[BWD_ROWS], row_delta[BWD_ROWS];
 
-    int q0 = (gridDim.x - 1 - blockIdx.x) * ATTN_ROWS;
+    int q0 = (gridDim.x - 1 - blockIdx.x) * BWD_ROWS;
     int h = blockIdx.y, b = blockIdx.z, g = h / (H / KV);
     size_t stride = (size_t)(H + 2 * KV) * hd, out_stride = (size_t)H * hd;
     const bf16 *qkv_b = qkv + (size_t)b * T * stride;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
 
-    load_tile<ATTN_ROWS, HD>(q_tile, qkv_b + (size_t)h * hd, stride, q0, T, hd, vec);
-    load_tile<ATTN_ROWS, HD>(do_tile, dout + (size_t)b * T * out_stride + (size_t)h * hd,
-                             out_stride, q0, T, hd, vec);
-    load_row_stats(row_start, row_lse2, row_delta, ATTN_ROWS, doc_start,
+    load_tile<BWD_ROWS, HD>(q_tile, qkv_b + (size_t)h * hd, stride, q0, T, hd, vec);
+    load_tile<BWD_ROWS, HD>(do_tile, dout + (size_t)b * T * out_stride + (size_t)h * hd,
+                            out_stride, q0, T, hd, vec);
+    load_row_stats(row_start, row_lse2, row_delta, BWD_ROWS, doc_start,
                    lse + ((size_t)b * H + h) * T, delta + ((size_t)b * H + h) * T, b, q0, T);
     __syncthreads();
-    int block_lo = min_start(row_start, ATTN_ROWS);
-    int block_hi = min(q0 + ATTN_ROWS, T) - 1;
+    int block_lo = min_start(row_start, BWD_ROWS);
+    int block_hi = min(q0 + BWD_ROWS, T) - 1;
     int warp_row0 = warp * 16;
     int warp_lo = min_start(row_start + warp_row0, 16);
     int warp_hi = min(q0 + warp_row0 + 15, T - 1);
     int r0 = warp_row0 + group, r1 = r0 + 8, t0 = q0 + r0, t1 = q0 + r1;
+    int kv_first = block_lo / ATTN_KV * ATTN_KV;
+    int tiles = max(1, (block_hi - kv_first) / ATTN_KV + 1);
 
     float dq[HD / 8][4];
 #pragma unroll
     for (int dt = 0; dt < HD / 8; dt++) dq[dt][0] = dq[dt][1] = dq[dt][2] = dq[dt][3] = 0.0f;
 
-    for (int kv0 = block_lo / ATTN_KV * ATTN_KV; kv0 <= block_hi; kv0 += ATTN_KV) {
-        __syncthreads();
-        load_tile<ATTN_KV, HD>(k_tile, qkv_b + (size_t)(H + g) * hd, stride, kv0, T, hd, vec);
-        load_tile<ATTN_KV, HD>(v_tile, qkv_b + (size_t)(H + KV + g) * hd, stride, kv0, T, hd, vec);
-        __syncthreads();
-        if (kv0 + ATTN_KV - 1 < warp_lo || kv0 > warp_hi) continue;
-
+    load_kv<HD>(kv_tiles, qkv_b, stride, H, KV, g, kv_first, T, hd, vec);
+    cp_async_commit(); /* with the q and dout tiles */
+    for_each_kv_tile<HD>(kv_tiles, qkv_b, stride, H, KV, g, kv_first, tiles, T, hd, vec,
+                         [&](const bf16 *k_tile, const bf16 *v_tile, int kv0) {
+        if (kv0 + ATTN_KV - 1 < warp_lo || kv0 > warp_hi) return;
         float s[ATTN_KV / 8][4], dp[ATTN_KV / 8][4];
 #pragma unroll
         for (int nt = 0; nt < ATTN_KV / 8; nt++)
@@ -371,7 +429,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
                 s[nt][e] = p * (dp[nt][e] - row_delta[r]); /* dS */
             }
         mma_pv<HD, ATTN_KV / 16>(dq, s, k_tile);
-    }
+    });
     store_rows<HD>(dqkv + (size_t)b * T * stride + (size_t)h * hd, stride, dq, q0 + warp_row0, T,
                    hd, scale, scale);
 }
@@ -379,7 +437,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
 /* dK and dV for one tile of 64 key rows of kv head g, summed over the group's
  * query heads and every query tile (BQ rows) that can see the tile. */
 template <int HD, int BQ>
-__global__ void __launch_bounds__(ATTN_THREADS)
+__global__ void __launch_bounds__(BWD_THREADS)
     attention_dkdv_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
                           const float *delta, const int32_t *doc_start, int T, int H, int KV,
                           int hd, float scale_log2, float scale, int vec) {
@@ -399,8 +457,9 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     const bf16 *dout_b = dout + (size_t)b * T * out_stride;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
 
-    load_tile<ATTN_KV, HD>(k_tile, qkv_b + (size_t)(H + g) * hd, stride, kv0, T, hd, vec);
-    load_tile<ATTN_KV, HD>(v_tile, qkv_b + (size_t)(H + KV + g) * hd, stride, kv0, T, hd, vec);
+    load_kv<HD>(k_tile, qkv_b, stride, H, KV, g, kv0, T, hd, vec);
+    cp_async_commit();
+    cp_async_wait<0>(); /* visible after the first barrier of the loop */
     int block_hi = min(kv0 + ATTN_KV, T) - 1;
     int warp_row0 = warp * 16;
     int warp_first = kv0 + warp_row0, warp_last = min(warp_first + 15, T - 1);
@@ -425,6 +484,8 @@ __global__ void __launch_bounds__(ATTN_THREADS)
             if (tile_lo > block_hi) continue; /* no row of this tile sees these keys */
             load_tile<BQ, HD>(q_tile, qkv_b + (size_t)h * hd, stride, qs, T, hd, vec);
             load_tile<BQ, HD>(do_tile, dout_b + (size_t)h * hd, out_stride, qs, T, hd, vec);
+            cp_async_commit();
+            cp_async_wait<0>();
             __syncthreads();
             if (warp_first > warp_last || warp_first > qs + BQ - 1 || warp_last < tile_lo)
                 continue;
@@ -463,10 +524,10 @@ __global__ void __launch_bounds__(ATTN_THREADS)
 enum { BQ_64 = 64, BQ_128 = 32 };
 
 static size_t forward_shared(int HD) {
-    return (size_t)(ATTN_ROWS + 2 * ATTN_KV) * (HD + 8) * sizeof(bf16);
+    return (size_t)(FWD_ROWS + 4 * ATTN_KV) * (HD + 8) * sizeof(bf16);
 }
 static size_t dq_shared(int HD) {
-    return (size_t)(2 * ATTN_ROWS + 2 * ATTN_KV) * (HD + 8) * sizeof(bf16);
+    return (size_t)(2 * BWD_ROWS + 4 * ATTN_KV) * (HD + 8) * sizeof(bf16);
 }
 static size_t dkdv_shared(int HD, int BQ) {
     return (size_t)(2 * ATTN_KV + 2 * BQ) * (HD + 8) * sizeof(bf16);
@@ -511,13 +572,13 @@ void cuda_attention_forward(void *out, void *lse, const void *qkv, const int32_t
     if (B == 0 || T == 0) return;
     float scale_log2 = LOG2E / sqrtf((float)hd);
     int vec = attention_vec(hd, qkv, NULL);
-    dim3 grid((T + ATTN_ROWS - 1) / ATTN_ROWS, H, B);
+    dim3 grid((T + FWD_ROWS - 1) / FWD_ROWS, H, B);
     if (hd <= 64)
-        attention_forward_kernel<64><<<grid, ATTN_THREADS, forward_shared(64)>>>(
+        attention_forward_kernel<64><<<grid, FWD_WARPS * 32, forward_shared(64)>>>(
             (bf16 *)out, (float *)lse, (const bf16 *)qkv, doc_start, T, H, KV, hd, scale_log2,
             vec);
     else
-        attention_forward_kernel<128><<<grid, ATTN_THREADS, forward_shared(128)>>>(
+        attention_forward_kernel<128><<<grid, FWD_WARPS * 32, forward_shared(128)>>>(
             (bf16 *)out, (float *)lse, (const bf16 *)qkv, doc_start, T, H, KV, hd, scale_log2,
             vec);
     CUDA_CHECK_LAUNCH();
@@ -532,25 +593,25 @@ void cuda_attention_backward(void *dqkv, const void *dout, const void *qkv, cons
     int vec = attention_vec(hd, qkv, dout);
     size_t rows = (size_t)B * T * H;
     float *delta = (float *)cuda_scratch(rows * sizeof(float));
-    attention_delta_kernel<<<cuda_blocks(rows, ATTN_THREADS / 32), ATTN_THREADS>>>(
+    attention_delta_kernel<<<cuda_blocks(rows, BWD_THREADS / 32), BWD_THREADS>>>(
         delta, (const bf16 *)dout, (const bf16 *)out, B, T, H, hd);
     CUDA_CHECK_LAUNCH();
-    dim3 q_grid((T + ATTN_ROWS - 1) / ATTN_ROWS, H, B);
+    dim3 q_grid((T + BWD_ROWS - 1) / BWD_ROWS, H, B);
     dim3 kv_grid((T + ATTN_KV - 1) / ATTN_KV, KV, B);
     if (hd <= 64) {
-        attention_dkdv_kernel<64, BQ_64><<<kv_grid, ATTN_THREADS, dkdv_shared(64, BQ_64)>>>(
+        attention_dkdv_kernel<64, BQ_64><<<kv_grid, BWD_THREADS, dkdv_shared(64, BQ_64)>>>(
             (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const float *)lse, delta,
             doc_start, T, H, KV, hd, scale_log2, scale, vec);
         CUDA_CHECK_LAUNCH();
-        attention_dq_kernel<64><<<q_grid, ATTN_THREADS, dq_shared(64)>>>(
+        attention_dq_kernel<64><<<q_grid, BWD_THREADS, dq_shared(64)>>>(
             (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const float *)lse, delta,
             doc_start, T, H, KV, hd, scale_log2, scale, vec);
     } else {
-        attention_dkdv_kernel<128, BQ_128><<<kv_grid, ATTN_THREADS, dkdv_shared(128, BQ_128)>>>(
+        attention_dkdv_kernel<128, BQ_128><<<kv_grid, BWD_THREADS, dkdv_shared(128, BQ_128)>>>(
             (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const float *)lse, delta,
             doc_start, T, H, KV, hd, scale_log2, scale, vec);
         CUDA_CHECK_LAUNCH();
-        attention_dq_kernel<128><<<q_grid, ATTN_THREADS, dq_shared(128)>>>(
+        attention_dq_kernel<128><<<q_grid, BWD_THREADS, dq_shared(128)>>>(
             (bf16 *)dqkv, (const bf16 *)dout, (const bf16 *)qkv, (const float *)lse, delta,
             doc_start, T, H, KV, hd, scale_log2, scale, vec);
     }

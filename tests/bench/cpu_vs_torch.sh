@@ -17,6 +17,7 @@ cat >bench.yaml <<YAML
 run: {name: bench, out_dir: out, steps: $((STEPS + 3)), log_every: 1}
 model: {arch: llama, layers: $L, d_model: $D, heads: $H, kv_heads: $KV, ffn: $FFN, seq_len: $T, document_masking: false}
 train: {micro_batch: $B, global_batch: $B, grad_clip: 1.0}
+optim: {schedule: {kind: constant, warmup: 0}}
 data: {tokenizer: bytes, sources: [{path: data}], valid: ""}
 YAML
 "$cairn" train bench.yaml >/dev/null

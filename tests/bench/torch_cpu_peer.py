@@ -3,11 +3,13 @@ shared/bench/torch_ref.py's model code (RMSNorm, interleaved RoPE, GQA,
 SwiGLU, tied embeddings), fp32, AdamW, gradient clipping, one step =
 forward + backward + optimizer. Usage: torch_cpu_peer.py L D H KV FFN V B T STEPS
 Prints one JSON line with the mean step time and tokens/s."""
-import json, sys, time
+import json, math, os, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 L, D, H, KV, FFN, V, B, T, STEPS = map(int, sys.argv[1:10])
 torch.manual_seed(0)
+# the same thread count as cairn (OpenMP: every core), not the build default
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
 
 
 class RMSNorm(nn.Module):
@@ -21,6 +23,16 @@ class RMSNorm(nn.Module):
 def rope(x, cos, sin):
     x1, x2 = x[..., ::2], x[..., 1::2]
     return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), -1).flatten(-2)
+
+
+def attention(q, k, v):
+    # fused SDPA where this PyTorch has it (2.0+), the textbook form on 1.x
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    t = q.shape[-2]
+    att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    att = att.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf"))
+    return att.softmax(-1) @ v
 
 
 class Block(nn.Module):
@@ -40,7 +52,7 @@ class Block(nn.Module):
         k = rope(k.view(b, t, KV, s.hd).transpose(1, 2), cos, sin)
         v = v.view(b, t, KV, s.hd).transpose(1, 2)
         k = k.repeat_interleave(H // KV, 1); v = v.repeat_interleave(H // KV, 1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = attention(q, k, v)
         x = x + s.o(y.transpose(1, 2).reshape(b, t, -1))
         a, g = s.up(s.n2(x)).chunk(2, -1)
         return x + s.down(F.silu(a) * g)
