@@ -155,8 +155,7 @@ void CPU_FN(attention_forward)(void *out_, void *lse_, const void *qkv_,
                 for (int r = 0; r < rows; r++) {
                     real *p = w.probs + (size_t)r * Tp;
                     int t = t0 + r, start = first_key(docs, t), end = t + 1;
-                    real max = -INFINITY;
-                    for (int j = start; j < end; j++) max = p[j] > max ? p[j] : max;
+                    real max = CPU_FN(max)(p + start, (size_t)(end - start));
                     double sum = 0;
                     for (int j = start; j < end; j++) {
                         p[j] = rexp(p[j] - max);

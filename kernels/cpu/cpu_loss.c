@@ -14,8 +14,7 @@ void CPU_FN(cross_entropy)(void *logits_, void *losses_, const int32_t *targets,
         real *x = logits + (size_t)n * V;
         int target = targets[n];
         assert(target >= 0 && target < V);
-        real max = x[0];
-        for (int v = 1; v < V; v++) max = x[v] > max ? x[v] : max;
+        real max = CPU_FN(max)(x, (size_t)V);
         real target_logit = x[target];
         double sum = 0;
         if (weights) {

@@ -54,7 +54,7 @@ enum {
     ROW_CHUNK = 16,                       /* rows per partial of a weight gradient */
     COLUMN_BLOCK = 64,                    /* columns per task of a scatter-add */
     ELEMENT_CHUNK = 4096,                 /* elements per partial of a scalar sum */
-    PARALLEL_MIN_ELEMENTS = 1 << 15,      /* below this, elementwise ops stay serial */
+    PARALLEL_MIN_ELEMENTS = 1 << 15,      /* below this many elements an op runs serially */
 };
 
 static inline size_t round_up(size_t x, size_t multiple) {
@@ -84,6 +84,7 @@ real *CPU_FN(scratch)(size_t count);
 double CPU_FN(dot)(const real *a, const real *b, size_t n);
 double CPU_FN(dot3)(const real *a, const real *b, const real *c, size_t n); /* Σ a·b·c */
 double CPU_FN(sum)(const real *a, size_t n);
+real CPU_FN(max)(const real *a, size_t n); /* -INFINITY when n = 0 */
 /* dst[c] += Σ_k partials[k*C + c] over k = 0..chunks-1, summed in order in double. */
 void CPU_FN(add_partials)(real *dst, const real *partials, int chunks, int C);
 /* Scalar sums over n elements in fixed chunks of ELEMENT_CHUNK: fn(context,

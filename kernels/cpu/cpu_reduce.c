@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-enum { DOT_LANES = 8 };
+enum { REDUCTION_LANES = 8 };
 
 static double combine_lanes(const double *lane) {
     double low = (lane[0] + lane[1]) + (lane[2] + lane[3]);
@@ -15,31 +15,44 @@ static double combine_lanes(const double *lane) {
 }
 
 double CPU_FN(dot)(const real *a, const real *b, size_t n) {
-    double lane[DOT_LANES] = {0};
+    double lane[REDUCTION_LANES] = {0};
     size_t i = 0;
-    for (; i + DOT_LANES <= n; i += DOT_LANES)
-        for (int l = 0; l < DOT_LANES; l++) lane[l] += (double)a[i + l] * (double)b[i + l];
+    for (; i + REDUCTION_LANES <= n; i += REDUCTION_LANES)
+        for (int l = 0; l < REDUCTION_LANES; l++) lane[l] += (double)a[i + l] * (double)b[i + l];
     for (int l = 0; i < n; i++, l++) lane[l] += (double)a[i] * (double)b[i];
     return combine_lanes(lane);
 }
 
 double CPU_FN(dot3)(const real *a, const real *b, const real *c, size_t n) {
-    double lane[DOT_LANES] = {0};
+    double lane[REDUCTION_LANES] = {0};
     size_t i = 0;
-    for (; i + DOT_LANES <= n; i += DOT_LANES)
-        for (int l = 0; l < DOT_LANES; l++)
+    for (; i + REDUCTION_LANES <= n; i += REDUCTION_LANES)
+        for (int l = 0; l < REDUCTION_LANES; l++)
             lane[l] += (double)a[i + l] * (double)b[i + l] * (double)c[i + l];
     for (int l = 0; i < n; i++, l++) lane[l] += (double)a[i] * (double)b[i] * (double)c[i];
     return combine_lanes(lane);
 }
 
 double CPU_FN(sum)(const real *a, size_t n) {
-    double lane[DOT_LANES] = {0};
+    double lane[REDUCTION_LANES] = {0};
     size_t i = 0;
-    for (; i + DOT_LANES <= n; i += DOT_LANES)
-        for (int l = 0; l < DOT_LANES; l++) lane[l] += (double)a[i + l];
+    for (; i + REDUCTION_LANES <= n; i += REDUCTION_LANES)
+        for (int l = 0; l < REDUCTION_LANES; l++) lane[l] += (double)a[i + l];
     for (int l = 0; i < n; i++, l++) lane[l] += (double)a[i];
     return combine_lanes(lane);
+}
+
+real CPU_FN(max)(const real *a, size_t n) {
+    /* max is exact and order-independent, so lanes change only the speed */
+    real lane[REDUCTION_LANES];
+    for (int l = 0; l < REDUCTION_LANES; l++) lane[l] = -INFINITY;
+    size_t i = 0;
+    for (; i + REDUCTION_LANES <= n; i += REDUCTION_LANES)
+        for (int l = 0; l < REDUCTION_LANES; l++) lane[l] = a[i + l] > lane[l] ? a[i + l] : lane[l];
+    for (int l = 0; i < n; i++, l++) lane[l] = a[i] > lane[l] ? a[i] : lane[l];
+    real result = lane[0];
+    for (int l = 1; l < REDUCTION_LANES; l++) result = lane[l] > result ? lane[l] : result;
+    return result;
 }
 
 void CPU_FN(add_partials)(real *dst, const real *partials, int chunks, int C) {
@@ -119,7 +132,7 @@ void CPU_FN(chunked_sums)(size_t n, int count, chunk_sum_fn fn, const void *cont
 
 DEFINE_TILE_KERNEL(tile_multiply_narrow, 16)
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC target("avx2")
 DEFINE_TILE_KERNEL(tile_multiply_avx2, 32)
@@ -128,7 +141,7 @@ DEFINE_TILE_KERNEL(tile_multiply_avx2, 32)
 
 void CPU_FN(tile_multiply)(real *c, size_t ldc, const real *a, size_t lda, const real *b,
                            size_t ldb, int K, int ncols, int accumulate) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
     if (__builtin_cpu_supports("avx2")) {
         tile_multiply_avx2(c, ldc, a, lda, b, ldb, K, ncols, accumulate);
         return;
