@@ -150,45 +150,26 @@ static void layout_model(model *m) {
 
 /* ------------------------------------------------------------ allocation -- */
 
-typedef struct alloc_list {
-    const ops *o;
-    int failed;
-} alloc_list;
+/* Every device buffer of the model is carved from one allocation: `carve`
+ * runs twice, first to measure (base NULL), then to hand out pointers. */
+typedef struct arena {
+    char *base;
+    size_t used;
+} arena;
 
-static void *device_alloc(alloc_list *a, size_t elements, size_t element_bytes) {
-    if (elements == 0) elements = 1;
-    void *p = a->o->alloc(elements * element_bytes);
-    if (!p) a->failed = 1;
-    return p;
+static void *arena_take(arena *a, size_t elements, size_t element_bytes) {
+    size_t offset = (a->used + 255) & ~(size_t)255; /* 256-byte aligned, as GPU kernels like */
+    a->used = offset + (elements ? elements : 1) * element_bytes;
+    return a->base ? a->base + offset : NULL;
 }
 
-#define ACT(n) device_alloc(&al, (size_t)(n), o->act_bytes)
-#define MASTER(n) device_alloc(&al, (size_t)(n), o->master_bytes)
-#define INT32(n) device_alloc(&al, (size_t)(n), sizeof(int32_t))
+#define ACT(n) arena_take(space, (size_t)(n), o->act_bytes)
+#define MASTER(n) arena_take(space, (size_t)(n), o->master_bytes)
+#define INT32(n) arena_take(space, (size_t)(n), sizeof(int32_t))
 
-int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *st) {
-    memset(m, 0, sizeof *m);
-    m->ops = o;
-    m->cfg = cfg->model;
+static void carve(model *m, arena *space) {
+    const ops *o = m->ops;
     const model_config *c = &m->cfg;
-    m->micro_batch = cfg->train.micro_batch;
-    m->seq_len = c->seq_len;
-    m->N = m->micro_batch * m->seq_len;
-    m->eod_id = eod_id;
-    m->head_dim = c->d_model / c->heads;
-    m->qkv_dim = (c->heads + 2 * c->kv_heads) * m->head_dim;
-    m->is_moe = c->moe.experts > 0;
-    int gated = c->activation == ACTIVATION_SWIGLU;
-    m->up_rows = gated ? 2 * c->ffn : c->ffn;
-    m->expert_up_rows = gated ? 2 * c->moe.ffn : c->moe.ffn;
-    m->shared_ffn = c->moe.shared_experts * c->moe.ffn;
-    m->shared_up_rows = gated ? 2 * m->shared_ffn : m->shared_ffn;
-    m->layers = calloc(c->layers, sizeof *m->layers);
-    m->acts = calloc(c->layers, sizeof *m->acts);
-    if (!m->layers || !m->acts) return status_fail(st, "model: out of host memory");
-    layout_model(m);
-
-    alloc_list al = {o, 0};
     int N = m->N, d = c->d_model, H = c->heads, KV = c->kv_heads, hd = m->head_dim;
     int E = c->moe.experts, k = c->moe.top_k;
     size_t routed_rows = (size_t)N * (m->is_moe ? k : 0);
@@ -229,8 +210,6 @@ int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *
             a->slot = INT32(routed_rows);
             a->row_token = INT32(routed_rows);
             a->gates = MASTER(routed_rows);
-            a->routing = moe_routing_create(N, &c->moe);
-            if (!a->routing) al.failed = 1;
         }
     }
     m->resid_out = ACT((size_t)N * d);
@@ -252,20 +231,59 @@ int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *
         m->dexpert_out = ACT(routed_rows * d);
         m->dgates = MASTER(routed_rows);
         m->drouter_logits = ACT((size_t)N * E);
+    }
+}
+
+int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *st) {
+    memset(m, 0, sizeof *m);
+    m->ops = o;
+    m->cfg = cfg->model;
+    const model_config *c = &m->cfg;
+    m->micro_batch = cfg->train.micro_batch;
+    m->seq_len = c->seq_len;
+    m->N = m->micro_batch * m->seq_len;
+    m->eod_id = eod_id;
+    m->head_dim = c->d_model / c->heads;
+    m->qkv_dim = (c->heads + 2 * c->kv_heads) * m->head_dim;
+    m->is_moe = c->moe.experts > 0;
+    int gated = c->activation == ACTIVATION_SWIGLU;
+    m->up_rows = gated ? 2 * c->ffn : c->ffn;
+    m->expert_up_rows = gated ? 2 * c->moe.ffn : c->moe.ffn;
+    m->shared_ffn = c->moe.shared_experts * c->moe.ffn;
+    m->shared_up_rows = gated ? 2 * m->shared_ffn : m->shared_ffn;
+    m->layers = calloc(c->layers, sizeof *m->layers);
+    m->acts = calloc(c->layers, sizeof *m->acts);
+    if (!m->layers || !m->acts) return status_fail(st, "model: out of host memory");
+    layout_model(m);
+
+    arena measure = {NULL, 0};
+    carve(m, &measure);
+    arena device = {o->alloc(measure.used), 0};
+    m->device_arena = device.base;
+    m->device_bytes = measure.used;
+    int failed = device.base == NULL;
+    if (!failed) carve(m, &device);
+    int N = m->N, E = c->moe.experts, k = c->moe.top_k;
+    size_t routed_rows = (size_t)N * (m->is_moe ? k : 0);
+    for (int i = 0; i < c->layers && m->is_moe; i++) {
+        m->acts[i].routing = moe_routing_create(N, &c->moe);
+        if (!m->acts[i].routing) failed = 1;
+    }
+    if (m->is_moe) {
         m->host_dgates = calloc(routed_rows, sizeof *m->host_dgates);
         m->host_drouter_logits = calloc((size_t)N * E, sizeof *m->host_drouter_logits);
         m->host_router_staging =
             calloc((size_t)N * (E > k ? E : k), sizeof *m->host_router_staging);
-        if (!m->host_dgates || !m->host_drouter_logits || !m->host_router_staging) al.failed = 1;
+        if (!m->host_dgates || !m->host_drouter_logits || !m->host_router_staging) failed = 1;
     }
     m->host_positions = calloc(N, sizeof *m->host_positions);
     m->host_doc_start = calloc(N, sizeof *m->host_doc_start);
     m->host_losses = calloc(N, sizeof *m->host_losses);
     m->host_weights = calloc(N, sizeof *m->host_weights);
-    if (al.failed || !m->host_positions || !m->host_doc_start || !m->host_losses || !m->host_weights) {
+    if (failed || !m->host_positions || !m->host_doc_start || !m->host_losses || !m->host_weights) {
         model_destroy(m);
-        return status_fail(st, "model: out of %s memory for %zu parameters and micro_batch %d",
-                           o->name, m->total_params, m->micro_batch);
+        return status_fail(st, "model: out of %s memory: %.2f GiB for %zu parameters and micro_batch %d",
+                           o->name, (double)measure.used / (1 << 30), m->total_params, m->micro_batch);
     }
     return 0;
 }
@@ -273,28 +291,8 @@ int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *
 void model_destroy(model *m) {
     const ops *o = m->ops;
     if (!o) return;
-    /* every device pointer field of the model and its layers goes back */
-    void **model_buffers[] = {
-        &m->master, &m->grads, (void **)&m->tokens, (void **)&m->targets, (void **)&m->positions,
-        (void **)&m->doc_start, &m->loss_weights, &m->losses, &m->resid_out, &m->final_norm_out,
-        &m->final_norm_mean, &m->final_norm_rstd, &m->logits, &m->scratch_d, &m->dresid,
-        &m->dnorm, &m->dqkv, &m->dattn, &m->dmlp_pre, &m->dmlp_act, &m->dexpert_in,
-        &m->dexpert_pre, &m->dexpert_act, &m->dexpert_out, &m->dgates, &m->drouter_logits};
-    if (m->compute && m->compute != m->master) o->free(m->compute);
-    for (size_t i = 0; i < sizeof model_buffers / sizeof *model_buffers; i++)
-        if (*model_buffers[i]) o->free(*model_buffers[i]);
-    for (int i = 0; m->acts && i < m->cfg.layers; i++) {
-        layer_activations *a = &m->acts[i];
-        void **buffers[] = {&a->resid_in, &a->attn_norm_out, &a->attn_norm_mean, &a->attn_norm_rstd,
-                            &a->qkv_pre, &a->qkv, &a->qk_rstd, &a->attn_out, &a->attn_lse,
-                            &a->resid_mid, &a->mlp_norm_out, &a->mlp_norm_mean, &a->mlp_norm_rstd,
-                            &a->mlp_pre, &a->mlp_act, &a->router_logits, &a->expert_in,
-                            &a->expert_pre, &a->expert_act, &a->expert_out,
-                            (void **)&a->slot, (void **)&a->row_token, &a->gates};
-        for (size_t b = 0; b < sizeof buffers / sizeof *buffers; b++)
-            if (*buffers[b]) o->free(*buffers[b]);
-        moe_routing_destroy(a->routing);
-    }
+    if (m->device_arena) o->free(m->device_arena);
+    for (int i = 0; m->acts && i < m->cfg.layers; i++) moe_routing_destroy(m->acts[i].routing);
     free(m->acts);
     free(m->layers);
     free(m->params);

@@ -87,6 +87,8 @@ typedef struct model {
     size_t embed_tokens, embed_positions, final_norm_w, final_norm_b, lm_head;
     layer_offsets *layers;
 
+    void *device_arena;   /* the one allocation every device buffer below is carved from */
+    size_t device_bytes;
     void *master;    /* master weights [total_params] */
     void *grads;     /* gradients [total_params] (master type) */
     void *compute;   /* compute-dtype weights (== master when the backend aliases) */
