@@ -5,8 +5,9 @@
  * in fp32 for the backward pass.
  *
  * Query row t of sequence b sees keys j with doc_start[b·T+t] <= j <= t. A
- * block of 128 (forward) or 64 (dQ) query rows visits the key tiles between the smallest
- * doc_start of its rows and its last row; the mask is applied per element.
+ * block of 128 (forward) or 64 (dQ) query rows visits the key tiles between
+ * the smallest doc_start of its rows and its last row; the mask is applied per
+ * element.
  * Head dims up to 64 run with 64-wide tiles, up to 128 with 128-wide tiles
  * (a smaller hd is zero-padded in shared memory).
  *
@@ -164,6 +165,13 @@ __device__ __forceinline__ float quad_sum(float v) {
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
+/* 2^x on the special-function unit (flush-to-zero; 2^-inf = 0) */
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
 /* smallest doc start among the first `count` entries (each thread scans the shared array) */
 __device__ __forceinline__ int min_start(const int *starts, int count) {
     int lo = 0x7fffffff;
@@ -178,16 +186,17 @@ __device__ __forceinline__ void store_rows(bf16 *dst, size_t stride, const float
                                            int row0, int T, int hd, float scale0, float scale1) {
     int lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
     int r0 = row0 + group, r1 = r0 + 8;
+    bf16 *row0_dst = dst + (size_t)r0 * stride, *row1_dst = dst + (size_t)r1 * stride;
 #pragma unroll
     for (int dt = 0; dt < HD / 8; dt++) {
         int d = dt * 8 + quad * 2;
         if (r0 < T) {
-            if (d < hd) dst[(size_t)r0 * stride + d] = __float2bfloat16(acc[dt][0] * scale0);
-            if (d + 1 < hd) dst[(size_t)r0 * stride + d + 1] = __float2bfloat16(acc[dt][1] * scale0);
+            if (d < hd) row0_dst[d] = __float2bfloat16(acc[dt][0] * scale0);
+            if (d + 1 < hd) row0_dst[d + 1] = __float2bfloat16(acc[dt][1] * scale0);
         }
         if (r1 < T) {
-            if (d < hd) dst[(size_t)r1 * stride + d] = __float2bfloat16(acc[dt][2] * scale1);
-            if (d + 1 < hd) dst[(size_t)r1 * stride + d + 1] = __float2bfloat16(acc[dt][3] * scale1);
+            if (d < hd) row1_dst[d] = __float2bfloat16(acc[dt][2] * scale1);
+            if (d + 1 < hd) row1_dst[d + 1] = __float2bfloat16(acc[dt][3] * scale1);
         }
     }
 }
@@ -287,18 +296,18 @@ __global__ void __launch_bounds__(FWD_WARPS * 32)
             max1 = fmaxf(max1, fmaxf(s[nt][2], s[nt][3]));
         }
         float new0 = fmaxf(m0, quad_max(max0)), new1 = fmaxf(m1, quad_max(max1));
-        float corr0 = new0 == -INFINITY ? 1.0f : exp2f(m0 - new0);
-        float corr1 = new1 == -INFINITY ? 1.0f : exp2f(m1 - new1);
+        float corr0 = new0 == -INFINITY ? 1.0f : fast_exp2(m0 - new0);
+        float corr1 = new1 == -INFINITY ? 1.0f : fast_exp2(m1 - new1);
         float base0 = new0 == -INFINITY ? 0.0f : new0, base1 = new1 == -INFINITY ? 0.0f : new1;
         m0 = new0;
         m1 = new1;
         float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
         for (int nt = 0; nt < ATTN_KV / 8; nt++) {
-            s[nt][0] = exp2f(s[nt][0] - base0);
-            s[nt][1] = exp2f(s[nt][1] - base0);
-            s[nt][2] = exp2f(s[nt][2] - base1);
-            s[nt][3] = exp2f(s[nt][3] - base1);
+            s[nt][0] = fast_exp2(s[nt][0] - base0);
+            s[nt][1] = fast_exp2(s[nt][1] - base0);
+            s[nt][2] = fast_exp2(s[nt][2] - base1);
+            s[nt][3] = fast_exp2(s[nt][3] - base1);
             sum0 += s[nt][0] + s[nt][1];
             sum1 += s[nt][2] + s[nt][3];
         }
@@ -424,7 +433,7 @@ __global__ void __launch_bounds__(BWD_THREADS)
                 int j = kv0 + nt * 8 + quad * 2 + (e & 1);
                 int r = e < 2 ? r0 : r1, t = e < 2 ? t0 : t1;
                 float p = (j >= row_start[r] && j <= t)
-                              ? exp2f(s[nt][e] * scale_log2 - row_lse2[r])
+                              ? fast_exp2(s[nt][e] * scale_log2 - row_lse2[r])
                               : 0.0f;
                 s[nt][e] = p * (dp[nt][e] - row_delta[r]); /* dS */
             }
@@ -434,8 +443,29 @@ __global__ void __launch_bounds__(BWD_THREADS)
                    hd, scale, scale);
 }
 
+/* The first query tile from `qs` on (BQ rows) with a row whose document starts
+ * at or before key `last_key`: every warp scans doc_start itself, so the answer
+ * is the same in the whole block. T or more when there is none. */
+template <int BQ>
+__device__ __forceinline__ int next_query_tile(int qs, int T, const int32_t *doc_start_b,
+                                               int last_key) {
+    if (!doc_start_b) return qs; /* causal only: every tile from the first one on */
+    int lane = threadIdx.x % 32;
+    for (; qs < T; qs += BQ) {
+        int lo = 0x7fffffff;
+        for (int i = lane; i < BQ; i += 32)
+            if (qs + i < T) lo = min(lo, doc_start_b[qs + i]);
+#pragma unroll
+        for (int offset = 16; offset > 0; offset >>= 1)
+            lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, offset));
+        if (lo <= last_key) return qs;
+    }
+    return qs;
+}
+
 /* dK and dV for one tile of 64 key rows of kv head g, summed over the group's
- * query heads and every query tile (BQ rows) that can see the tile. */
+ * query heads and every query tile (BQ rows) that can see the tile; the query
+ * and dout tiles (and their row statistics) are double-buffered. */
 template <int HD, int BQ>
 __global__ void __launch_bounds__(BWD_THREADS)
     attention_dkdv_kernel(bf16 *dqkv, const bf16 *dout, const bf16 *qkv, const float *lse,
@@ -445,21 +475,20 @@ __global__ void __launch_bounds__(BWD_THREADS)
     extern __shared__ __align__(16) unsigned char attention_shared[];
     bf16 *k_tile = reinterpret_cast<bf16 *>(attention_shared);
     bf16 *v_tile = k_tile + ATTN_KV * LD;
-    bf16 *q_tile = v_tile + ATTN_KV * LD;
-    bf16 *do_tile = q_tile + BQ * LD;
-    __shared__ int row_start[BQ];
-    __shared__ float row_lse2[BQ], row_delta[BQ];
+    bf16 *q_tiles = v_tile + ATTN_KV * LD; /* [2 buffers][q | dout][BQ][LD] */
+    __shared__ int row_start[2][BQ];
+    __shared__ float row_lse2[2][BQ], row_delta[2][BQ];
 
     int kv0 = blockIdx.x * ATTN_KV; /* the earliest keys see the most queries: first */
     int g = blockIdx.y, b = blockIdx.z, group_size = H / KV;
     size_t stride = (size_t)(H + 2 * KV) * hd, out_stride = (size_t)H * hd;
     const bf16 *qkv_b = qkv + (size_t)b * T * stride;
     const bf16 *dout_b = dout + (size_t)b * T * out_stride;
+    const int32_t *doc_start_b = doc_start ? doc_start + (size_t)b * T : NULL;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / 4, quad = lane % 4;
 
     load_kv<HD>(k_tile, qkv_b, stride, H, KV, g, kv0, T, hd, vec);
-    cp_async_commit();
-    cp_async_wait<0>(); /* visible after the first barrier of the loop */
+    cp_async_commit(); /* the oldest group: complete at the first wait below */
     int block_hi = min(kv0 + ATTN_KV, T) - 1;
     int warp_row0 = warp * 16;
     int warp_first = kv0 + warp_row0, warp_last = min(warp_first + 15, T - 1);
@@ -471,48 +500,70 @@ __global__ void __launch_bounds__(BWD_THREADS)
 #pragma unroll
         for (int e = 0; e < 4; e++) dk[dt][e] = dv[dt][e] = 0.0f;
 
-    for (int hh = 0; hh < group_size; hh++) {
+    /* start loading query tile qs of query head g·group_size + hh into buffer buf */
+    auto load_query_tile = [&](int buf, int hh, int qs) {
         int h = g * group_size + hh;
-        const float *lse_bh = lse + ((size_t)b * H + h) * T;
-        const float *delta_bh = delta + ((size_t)b * H + h) * T;
-        for (int qs = kv0 / BQ * BQ; qs < T; qs += BQ) {
-            __syncthreads(); /* the previous query tile is consumed */
-            load_row_stats(row_start, row_lse2, row_delta, BQ, doc_start, lse_bh, delta_bh, b, qs,
-                           T);
-            __syncthreads();
-            int tile_lo = min_start(row_start, BQ);
-            if (tile_lo > block_hi) continue; /* no row of this tile sees these keys */
-            load_tile<BQ, HD>(q_tile, qkv_b + (size_t)h * hd, stride, qs, T, hd, vec);
-            load_tile<BQ, HD>(do_tile, dout_b + (size_t)h * hd, out_stride, qs, T, hd, vec);
-            cp_async_commit();
-            cp_async_wait<0>();
-            __syncthreads();
-            if (warp_first > warp_last || warp_first > qs + BQ - 1 || warp_last < tile_lo)
-                continue;
+        bf16 *q_tile = q_tiles + buf * 2 * BQ * LD;
+        load_row_stats(row_start[buf], row_lse2[buf], row_delta[buf], BQ, doc_start,
+                       lse + ((size_t)b * H + h) * T, delta + ((size_t)b * H + h) * T, b, qs, T);
+        load_tile<BQ, HD>(q_tile, qkv_b + (size_t)h * hd, stride, qs, T, hd, vec);
+        load_tile<BQ, HD>(q_tile + BQ * LD, dout_b + (size_t)h * hd, out_stride, qs, T, hd, vec);
+        cp_async_commit();
+    };
 
-            float st[BQ / 8][4], dpt[BQ / 8][4];
+    int first = next_query_tile<BQ>(kv0 / BQ * BQ, T, doc_start_b, block_hi);
+    if (first < T) {
+        int hh = 0, qs = first, buf = 0;
+        load_query_tile(buf, hh, qs);
+        for (;;) {
+            int next_hh = hh, next_qs = next_query_tile<BQ>(qs + BQ, T, doc_start_b, block_hi);
+            if (next_qs >= T) {
+                next_hh = hh + 1;
+                next_qs = first;
+            }
+            int has_next = next_hh < group_size;
+            if (has_next) {
+                load_query_tile(buf ^ 1, next_hh, next_qs);
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
+            __syncthreads();
+            const bf16 *q_tile = q_tiles + buf * 2 * BQ * LD, *do_tile = q_tile + BQ * LD;
+            const int *starts = row_start[buf];
+            const float *lse2 = row_lse2[buf], *deltas = row_delta[buf];
+            int tile_lo = min_start(starts, BQ);
+            if (warp_first <= warp_last && warp_first <= qs + BQ - 1 && warp_last >= tile_lo) {
+                float st[BQ / 8][4], dpt[BQ / 8][4];
 #pragma unroll
-            for (int nt = 0; nt < BQ / 8; nt++)
+                for (int nt = 0; nt < BQ / 8; nt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) st[nt][e] = dpt[nt][e] = 0.0f;
-            mma_abt<HD, BQ / 8>(st, k_tile, warp_row0, q_tile);   /* Sᵀ = K Qᵀ */
-            mma_abt<HD, BQ / 8>(dpt, v_tile, warp_row0, do_tile); /* dPᵀ = V dOᵀ */
+                    for (int e = 0; e < 4; e++) st[nt][e] = dpt[nt][e] = 0.0f;
+                mma_abt<HD, BQ / 8>(st, k_tile, warp_row0, q_tile);   /* Sᵀ = K Qᵀ */
+                mma_abt<HD, BQ / 8>(dpt, v_tile, warp_row0, do_tile); /* dPᵀ = V dOᵀ */
 #pragma unroll
-            for (int nt = 0; nt < BQ / 8; nt++)
+                for (int nt = 0; nt < BQ / 8; nt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int c = nt * 8 + quad * 2 + (e & 1), t = qs + c;
-                    int i = e < 2 ? i0 : i1;
-                    float p = (i >= row_start[c] && i <= t)
-                                  ? exp2f(st[nt][e] * scale_log2 - row_lse2[c])
-                                  : 0.0f;
-                    st[nt][e] = p;
-                    dpt[nt][e] = p * (dpt[nt][e] - row_delta[c]); /* dSᵀ */
-                }
-            mma_pv<HD, BQ / 16>(dv, st, do_tile); /* dV += Pᵀ dO */
-            mma_pv<HD, BQ / 16>(dk, dpt, q_tile); /* dK += dSᵀ Q */
+                    for (int e = 0; e < 4; e++) {
+                        int c = nt * 8 + quad * 2 + (e & 1), t = qs + c;
+                        int i = e < 2 ? i0 : i1;
+                        float p = (i >= starts[c] && i <= t)
+                                      ? fast_exp2(st[nt][e] * scale_log2 - lse2[c])
+                                      : 0.0f;
+                        st[nt][e] = p;
+                        dpt[nt][e] = p * (dpt[nt][e] - deltas[c]); /* dSᵀ */
+                    }
+                mma_pv<HD, BQ / 16>(dv, st, do_tile); /* dV += Pᵀ dO */
+                mma_pv<HD, BQ / 16>(dk, dpt, q_tile); /* dK += dSᵀ Q */
+            }
+            __syncthreads(); /* the buffer is consumed before it is refilled */
+            if (!has_next) break;
+            hh = next_hh;
+            qs = next_qs;
+            buf ^= 1;
         }
     }
+    cp_async_wait<0>();
     store_rows<HD>(dqkv + (size_t)b * T * stride + (size_t)(H + g) * hd, stride, dk, warp_first, T,
                    hd, scale, scale);
     store_rows<HD>(dqkv + (size_t)b * T * stride + (size_t)(H + KV + g) * hd, stride, dv,
@@ -530,7 +581,7 @@ static size_t dq_shared(int HD) {
     return (size_t)(2 * BWD_ROWS + 4 * ATTN_KV) * (HD + 8) * sizeof(bf16);
 }
 static size_t dkdv_shared(int HD, int BQ) {
-    return (size_t)(2 * ATTN_KV + 2 * BQ) * (HD + 8) * sizeof(bf16);
+    return (size_t)(2 * ATTN_KV + 4 * BQ) * (HD + 8) * sizeof(bf16);
 }
 
 cudaError_t cuda_attention_init(int max_shared) {

@@ -92,40 +92,48 @@ template <> struct vec_io<8> {
     }
 };
 
-__device__ __forceinline__ float warp_sum(float v) {
+struct sum_op {
+    __device__ float operator()(float a, float b) const { return a + b; }
+};
+
+struct max_op {
+    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <typename OP> __device__ __forceinline__ float warp_reduce(float v, OP op) {
 #pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
     return v;
+}
+
+/* Reduction over the block (blockDim.x a multiple of 32, at most 1024); every
+ * thread gets the result. `shared` holds 32 floats; the call starts with a
+ * barrier so it can be called repeatedly with the same buffer. */
+template <typename OP>
+__device__ __forceinline__ float block_reduce(float v, float *shared, float identity, OP op) {
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = warp_reduce(v, op);
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    return warp_reduce(lane < warps ? shared[lane] : identity, op);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    return warp_reduce(v, sum_op());
 }
 
 __device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1)
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-    return v;
+    return warp_reduce(v, max_op());
 }
 
-/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread
- * gets the result. `shared` holds 32 floats; the call starts and ends with a
- * barrier so it can be called repeatedly with the same buffer. */
 __device__ __forceinline__ float block_sum(float v, float *shared) {
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    v = warp_sum(v);
-    __syncthreads();
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    v = lane < warps ? shared[lane] : 0.0f;
-    return warp_sum(v);
+    return block_reduce(v, shared, 0.0f, sum_op());
 }
 
 __device__ __forceinline__ float block_max(float v, float *shared) {
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    v = lane < warps ? shared[lane] : -INFINITY;
-    return warp_max(v);
+    return block_reduce(v, shared, -INFINITY, max_op());
 }
 
 /* Deterministic column reduction: dst[c] += Σ_g partials[g][c] in order of g. */

@@ -9,10 +9,24 @@
 
 enum { NORM_WARPS = 4, NORM_BACKWARD_THREADS = 256, QK_BACKWARD_WARPS = 4 };
 
-
 static int use_vec8(int C, const void *a, const void *b, const void *c, const void *d) {
-    return C % 8 == 0 && cuda_aligned(a, 16) && cuda_aligned(b, 16) && (!c || cuda_aligned(c, 16)) &&
-           (!d || cuda_aligned(d, 16));
+    return C % 8 == 0 && cuda_aligned(a, 16) && cuda_aligned(b, 16) &&
+           (!c || cuda_aligned(c, 16)) && (!d || cuda_aligned(d, 16));
+}
+
+/* Σ over a row of C elements of x (SQUARES = 0) or (x - center)² (SQUARES = 1),
+ * one warp per row: every lane gets the sum. */
+template <int VEC, int SQUARES>
+__device__ __forceinline__ float warp_row_sum(const bf16 *x, int C, float center) {
+    int lane = threadIdx.x % 32;
+    float sum = 0.0f;
+    for (int c = lane * VEC; c < C; c += 32 * VEC) {
+        float v[VEC];
+        vec_io<VEC>::load(v, x + c);
+#pragma unroll
+        for (int i = 0; i < VEC; i++) sum += SQUARES ? (v[i] - center) * (v[i] - center) : v[i];
+    }
+    return warp_sum(sum);
 }
 
 /* ---- RMSNorm ---- */
@@ -23,14 +37,7 @@ __global__ void rmsnorm_forward_kernel(bf16 *out, float *rstd, const bf16 *inp, 
     int row = blockIdx.x * NORM_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
     const bf16 *x = inp + (size_t)row * C;
-    float squares = 0.0f;
-    for (int c = lane * VEC; c < C; c += 32 * VEC) {
-        float v[VEC];
-        vec_io<VEC>::load(v, x + c);
-#pragma unroll
-        for (int i = 0; i < VEC; i++) squares += v[i] * v[i];
-    }
-    float r = rsqrtf(warp_sum(squares) / C + eps);
+    float r = rsqrtf(warp_row_sum<VEC, 1>(x, C, 0.0f) / C + eps);
     if (lane == 0) rstd[row] = r;
     for (int c = lane * VEC; c < C; c += 32 * VEC) {
         float v[VEC], w[VEC];
@@ -54,69 +61,6 @@ void cuda_rmsnorm_forward(void *out, void *rstd, const void *inp, const void *we
     CUDA_CHECK_LAUNCH();
 }
 
-/* dx = rstd · (g·w − x̂ · mean(g·w·x̂)), x̂ = x · rstd; dweight partial += g · x̂ */
-template <int VEC>
-__global__ void rmsnorm_backward_kernel(bf16 *dinp, float *partials, const bf16 *dout,
-                                        const bf16 *inp, const bf16 *weight, const float *rstd,
-                                        int N, int C, int rows_per_group) {
-    extern __shared__ float dweight_acc[];
-    __shared__ float reduce_buffer[32];
-    int stride = blockDim.x * VEC;
-    for (int c = threadIdx.x * VEC; c < C; c += stride)
-#pragma unroll
-        for (int i = 0; i < VEC; i++) dweight_acc[c + i] = 0.0f;
-    int begin = blockIdx.x * rows_per_group, end = min(N, begin + rows_per_group);
-    for (int row = begin; row < end; row++) {
-        const bf16 *x = inp + (size_t)row * C, *g = dout + (size_t)row * C;
-        bf16 *dx = dinp + (size_t)row * C;
-        float r = rstd[row];
-        float dot = 0.0f;
-        for (int c = threadIdx.x * VEC; c < C; c += stride) {
-            float xv[VEC], gv[VEC], wv[VEC];
-            vec_io<VEC>::load(xv, x + c);
-            vec_io<VEC>::load(gv, g + c);
-            vec_io<VEC>::load(wv, weight + c);
-#pragma unroll
-            for (int i = 0; i < VEC; i++) dot += gv[i] * wv[i] * xv[i] * r;
-        }
-        float mean_dot = block_sum(dot, reduce_buffer) / C;
-        for (int c = threadIdx.x * VEC; c < C; c += stride) {
-            float xv[VEC], gv[VEC], wv[VEC], dv[VEC];
-            vec_io<VEC>::load(xv, x + c);
-            vec_io<VEC>::load(gv, g + c);
-            vec_io<VEC>::load(wv, weight + c);
-            vec_io<VEC>::load(dv, dx + c);
-#pragma unroll
-            for (int i = 0; i < VEC; i++) {
-                float xhat = xv[i] * r;
-                dv[i] += r * (gv[i] * wv[i] - xhat * mean_dot);
-                dweight_acc[c + i] += gv[i] * xhat;
-            }
-            vec_io<VEC>::store(dx + c, dv);
-        }
-    }
-    for (int c = threadIdx.x * VEC; c < C; c += stride)
-#pragma unroll
-        for (int i = 0; i < VEC; i++) partials[(size_t)blockIdx.x * C + c + i] = dweight_acc[c + i];
-}
-
-void cuda_rmsnorm_backward(void *dinp, void *dweight, const void *dout, const void *inp,
-                           const void *weight, const void *rstd, int N, int C) {
-    int groups = cuda_row_groups(N), rows_per_group = (N + groups - 1) / groups;
-    float *partials = (float *)cuda_scratch((size_t)groups * C * sizeof(float));
-    size_t shared = (size_t)C * sizeof(float);
-    if (use_vec8(C, dinp, dout, inp, weight))
-        rmsnorm_backward_kernel<8><<<groups, NORM_BACKWARD_THREADS, shared>>>(
-            (bf16 *)dinp, partials, (const bf16 *)dout, (const bf16 *)inp, (const bf16 *)weight,
-            (const float *)rstd, N, C, rows_per_group);
-    else
-        rmsnorm_backward_kernel<1><<<groups, NORM_BACKWARD_THREADS, shared>>>(
-            (bf16 *)dinp, partials, (const bf16 *)dout, (const bf16 *)inp, (const bf16 *)weight,
-            (const float *)rstd, N, C, rows_per_group);
-    CUDA_CHECK_LAUNCH();
-    cuda_add_partials((float *)dweight, partials, groups, C);
-}
-
 /* ---- LayerNorm ---- */
 
 template <int VEC>
@@ -126,22 +70,8 @@ __global__ void layernorm_forward_kernel(bf16 *out, float *mean_out, float *rstd
     int row = blockIdx.x * NORM_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
     const bf16 *x = inp + (size_t)row * C;
-    float sum = 0.0f;
-    for (int c = lane * VEC; c < C; c += 32 * VEC) {
-        float v[VEC];
-        vec_io<VEC>::load(v, x + c);
-#pragma unroll
-        for (int i = 0; i < VEC; i++) sum += v[i];
-    }
-    float mean = warp_sum(sum) / C;
-    float squares = 0.0f;
-    for (int c = lane * VEC; c < C; c += 32 * VEC) {
-        float v[VEC];
-        vec_io<VEC>::load(v, x + c);
-#pragma unroll
-        for (int i = 0; i < VEC; i++) squares += (v[i] - mean) * (v[i] - mean);
-    }
-    float r = rsqrtf(warp_sum(squares) / C + eps);
+    float mean = warp_row_sum<VEC, 0>(x, C, 0.0f) / C;
+    float r = rsqrtf(warp_row_sum<VEC, 1>(x, C, mean) / C + eps);
     if (lane == 0) {
         mean_out[row] = mean;
         rstd_out[row] = r;
@@ -171,23 +101,31 @@ void cuda_layernorm_forward(void *out, void *mean, void *rstd, const void *inp,
     CUDA_CHECK_LAUNCH();
 }
 
-/* dx = rstd · (g·w − mean(g·w) − x̂ · mean(g·w·x̂)); dweight += g·x̂; dbias += g.
- * partials holds [groups][C] for dweight, then [groups][C] for dbias. */
-template <int VEC>
-__global__ void layernorm_backward_kernel(bf16 *dinp, float *partials, const bf16 *dout,
-                                          const bf16 *inp, const bf16 *weight, const float *mean,
-                                          const float *rstd, int N, int C, int rows_per_group) {
+/* ---- backward of both norms ---- */
+
+/* LayerNorm (LAYERNORM = 1): dx = rstd · (g·w − mean(g·w) − x̂ · mean(g·w·x̂)),
+ * x̂ = (x − mean) · rstd; dweight += g·x̂; dbias += g.
+ * RMSNorm: the same with mean = 0, without the mean(g·w) term and dbias.
+ * dx is added to dinp. partials: [groups][C] for dweight, then (LayerNorm)
+ * [groups][C] for dbias. */
+template <int VEC, int LAYERNORM>
+__global__ void norm_backward_kernel(bf16 *dinp, float *partials, const bf16 *dout,
+                                     const bf16 *inp, const bf16 *weight, const float *mean,
+                                     const float *rstd, int N, int C, int rows_per_group) {
     extern __shared__ float acc[]; /* [0, C): dweight, [C, 2C): dbias */
     __shared__ float reduce_buffer[32];
     int stride = blockDim.x * VEC;
     for (int c = threadIdx.x * VEC; c < C; c += stride)
 #pragma unroll
-        for (int i = 0; i < VEC; i++) acc[c + i] = acc[C + c + i] = 0.0f;
+        for (int i = 0; i < VEC; i++) {
+            acc[c + i] = 0.0f;
+            if (LAYERNORM) acc[C + c + i] = 0.0f;
+        }
     int begin = blockIdx.x * rows_per_group, end = min(N, begin + rows_per_group);
     for (int row = begin; row < end; row++) {
         const bf16 *x = inp + (size_t)row * C, *g = dout + (size_t)row * C;
         bf16 *dx = dinp + (size_t)row * C;
-        float mu = mean[row], r = rstd[row];
+        float mu = LAYERNORM ? mean[row] : 0.0f, r = rstd[row];
         float sum_gw = 0.0f, dot = 0.0f;
         for (int c = threadIdx.x * VEC; c < C; c += stride) {
             float xv[VEC], gv[VEC], wv[VEC];
@@ -200,7 +138,7 @@ __global__ void layernorm_backward_kernel(bf16 *dinp, float *partials, const bf1
                 dot += gv[i] * wv[i] * (xv[i] - mu) * r;
             }
         }
-        float mean_gw = block_sum(sum_gw, reduce_buffer) / C;
+        float mean_gw = LAYERNORM ? block_sum(sum_gw, reduce_buffer) / C : 0.0f;
         float mean_dot = block_sum(dot, reduce_buffer) / C;
         for (int c = threadIdx.x * VEC; c < C; c += stride) {
             float xv[VEC], gv[VEC], wv[VEC], dv[VEC];
@@ -213,7 +151,7 @@ __global__ void layernorm_backward_kernel(bf16 *dinp, float *partials, const bf1
                 float xhat = (xv[i] - mu) * r;
                 dv[i] += r * (gv[i] * wv[i] - mean_gw - xhat * mean_dot);
                 acc[c + i] += gv[i] * xhat;
-                acc[C + c + i] += gv[i];
+                if (LAYERNORM) acc[C + c + i] += gv[i];
             }
             vec_io<VEC>::store(dx + c, dv);
         }
@@ -224,27 +162,40 @@ __global__ void layernorm_backward_kernel(bf16 *dinp, float *partials, const bf1
 #pragma unroll
         for (int i = 0; i < VEC; i++) {
             dweight_partial[c + i] = acc[c + i];
-            dbias_partial[c + i] = acc[C + c + i];
+            if (LAYERNORM) dbias_partial[c + i] = acc[C + c + i];
         }
+}
+
+template <int LAYERNORM>
+static void norm_backward(void *dinp, void *dweight, void *dbias, const void *dout,
+                          const void *inp, const void *weight, const void *mean, const void *rstd,
+                          int N, int C) {
+    int groups = cuda_row_groups(N), rows_per_group = (N + groups - 1) / groups;
+    size_t per_group = (size_t)(LAYERNORM ? 2 : 1) * C;
+    float *partials = (float *)cuda_scratch((size_t)groups * per_group * sizeof(float));
+    size_t shared = per_group * sizeof(float);
+    if (use_vec8(C, dinp, dout, inp, weight))
+        norm_backward_kernel<8, LAYERNORM><<<groups, NORM_BACKWARD_THREADS, shared>>>(
+            (bf16 *)dinp, partials, (const bf16 *)dout, (const bf16 *)inp, (const bf16 *)weight,
+            (const float *)mean, (const float *)rstd, N, C, rows_per_group);
+    else
+        norm_backward_kernel<1, LAYERNORM><<<groups, NORM_BACKWARD_THREADS, shared>>>(
+            (bf16 *)dinp, partials, (const bf16 *)dout, (const bf16 *)inp, (const bf16 *)weight,
+            (const float *)mean, (const float *)rstd, N, C, rows_per_group);
+    CUDA_CHECK_LAUNCH();
+    cuda_add_partials((float *)dweight, partials, groups, C);
+    if (LAYERNORM) cuda_add_partials((float *)dbias, partials + (size_t)groups * C, groups, C);
+}
+
+void cuda_rmsnorm_backward(void *dinp, void *dweight, const void *dout, const void *inp,
+                           const void *weight, const void *rstd, int N, int C) {
+    norm_backward<0>(dinp, dweight, NULL, dout, inp, weight, NULL, rstd, N, C);
 }
 
 void cuda_layernorm_backward(void *dinp, void *dweight, void *dbias, const void *dout,
                              const void *inp, const void *weight, const void *mean,
                              const void *rstd, int N, int C) {
-    int groups = cuda_row_groups(N), rows_per_group = (N + groups - 1) / groups;
-    float *partials = (float *)cuda_scratch((size_t)2 * groups * C * sizeof(float));
-    size_t shared = (size_t)2 * C * sizeof(float);
-    if (use_vec8(C, dinp, dout, inp, weight))
-        layernorm_backward_kernel<8><<<groups, NORM_BACKWARD_THREADS, shared>>>(
-            (bf16 *)dinp, partials, (const bf16 *)dout, (const bf16 *)inp, (const bf16 *)weight,
-            (const float *)mean, (const float *)rstd, N, C, rows_per_group);
-    else
-        layernorm_backward_kernel<1><<<groups, NORM_BACKWARD_THREADS, shared>>>(
-            (bf16 *)dinp, partials, (const bf16 *)dout, (const bf16 *)inp, (const bf16 *)weight,
-            (const float *)mean, (const float *)rstd, N, C, rows_per_group);
-    CUDA_CHECK_LAUNCH();
-    cuda_add_partials((float *)dweight, partials, groups, C);
-    cuda_add_partials((float *)dbias, partials + (size_t)groups * C, groups, C);
+    norm_backward<1>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
 }
 
 /* ---- QK-norm: RMSNorm over hd of each q and k head, v copied ---- */
@@ -349,8 +300,8 @@ void cuda_qk_norm_backward(void *dinp_qkv, void *dq_weight, void *dk_weight, con
 cudaError_t cuda_norms_init(int max_shared) {
     cudaError_t err;
     const void *kernels[] = {
-        (const void *)rmsnorm_backward_kernel<1>, (const void *)rmsnorm_backward_kernel<8>,
-        (const void *)layernorm_backward_kernel<1>, (const void *)layernorm_backward_kernel<8>};
+        (const void *)norm_backward_kernel<1, 0>, (const void *)norm_backward_kernel<8, 0>,
+        (const void *)norm_backward_kernel<1, 1>, (const void *)norm_backward_kernel<8, 1>};
     for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
         err = cudaFuncSetAttribute(kernels[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    max_shared);

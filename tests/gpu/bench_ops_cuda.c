@@ -111,10 +111,13 @@ static void run_matmul_backward(void *c_) {
 }
 
 static void bench_matmul(bench *b, const char *name, int N, int C, int OC) {
-    matmul_case c = {b->gpu, device_buffer(b, (size_t)N * OC, 0), device_buffer(b, (size_t)N * C, 0),
-                     device_buffer(b, (size_t)OC * C, 0), device_buffer(b, (size_t)N * OC, 0),
-                     device_buffer(b, (size_t)N * C, 0), device_buffer(b, (size_t)OC * C, 1),
-                     N, C, OC};
+    matmul_case c = {.o = b->gpu, .N = N, .C = C, .OC = OC};
+    c.out = device_buffer(b, (size_t)N * OC, 0);
+    c.inp = device_buffer(b, (size_t)N * C, 0);
+    c.weight = device_buffer(b, (size_t)OC * C, 0);
+    c.dout = device_buffer(b, (size_t)N * OC, 0);
+    c.dinp = device_buffer(b, (size_t)N * C, 0);
+    c.dweight = device_buffer(b, (size_t)OC * C, 1);
     char shape[64];
     snprintf(shape, sizeof shape, "%s %dx%dx%d", name, N, C, OC);
     double flops = 2.0 * N * C * OC;
@@ -127,7 +130,7 @@ static void bench_matmul(bench *b, const char *name, int N, int C, int OC) {
 typedef struct attention_case {
     const ops *o;
     void *out, *lse, *qkv, *dout, *dqkv;
-    const int32_t *doc_start;
+    int32_t *doc_start;
     int B, T, H, KV, hd;
 } attention_case;
 
@@ -142,109 +145,136 @@ static void run_attention_backward(void *c_) {
                              c->H, c->KV, c->hd);
 }
 
-static void bench_attention(bench *b, int B, int T, int H, int KV, int hd, int docs) {
+/* doc_length: documents of that many tokens (0: plain causal) */
+static void bench_attention(bench *b, int B, int T, int H, int KV, int hd, int doc_length) {
     size_t N = (size_t)B * T;
-    attention_case c = {b->gpu, device_buffer(b, N * H * hd, 0), device_buffer(b, (size_t)B * H * T, 1),
-                        device_buffer(b, N * (H + 2 * KV) * hd, 0), device_buffer(b, N * H * hd, 0),
-                        device_buffer(b, N * (H + 2 * KV) * hd, 0), NULL, B, T, H, KV, hd};
-    int32_t *doc_start = NULL;
-    if (docs) { /* documents of 1024 tokens */
+    attention_case c = {.o = b->gpu, .B = B, .T = T, .H = H, .KV = KV, .hd = hd};
+    c.out = device_buffer(b, N * H * hd, 0);
+    c.lse = device_buffer(b, (size_t)B * H * T, 1);
+    c.qkv = device_buffer(b, N * (H + 2 * KV) * hd, 0);
+    c.dout = device_buffer(b, N * H * hd, 0);
+    c.dqkv = device_buffer(b, N * (H + 2 * KV) * hd, 0);
+    if (doc_length) {
         int32_t *host = malloc(N * sizeof(int32_t));
-        for (size_t i = 0; i < N; i++) host[i] = (int32_t)((i % T) / 1024 * 1024);
-        doc_start = b->gpu->alloc(N * sizeof(int32_t));
-        b->gpu->copy_to_device(doc_start, host, N * sizeof(int32_t));
+        for (size_t i = 0; i < N; i++)
+            host[i] = (int32_t)((i % T) / (size_t)doc_length * (size_t)doc_length);
+        c.doc_start = b->gpu->alloc(N * sizeof(int32_t));
+        b->gpu->copy_to_device(c.doc_start, host, N * sizeof(int32_t));
         free(host);
-        c.doc_start = doc_start;
     }
     run_attention_forward(&c); /* a real lse for the backward */
-    char shape[64];
-    snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s", B, T, H, KV, hd,
-             docs ? " doc1024" : "");
-    /* causal: half of the T×T scores; documents of 1024: 1024/T of that */
-    double flops = 4.0 * B * H * (double)T * T * hd / 2 * (docs ? 1024.0 / T : 1.0);
+    char shape[64], docs[16] = "";
+    if (doc_length) snprintf(docs, sizeof docs, " doc%d", doc_length);
+    snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s", B, T, H, KV, hd, docs);
+    /* causal: half of the T×T scores (of each document's) */
+    double span = doc_length ? doc_length : T;
+    double flops = 4.0 * B * H * (double)T * span * hd / 2;
     row("attention_forward", shape, time_op(b, run_attention_forward, &c, 5), flops, 0);
     row("attention_backward", shape, time_op(b, run_attention_backward, &c, 5), 2.5 * flops, 0);
-    void *all[] = {c.out, c.lse, c.qkv, c.dout, c.dqkv, doc_start};
+    void *all[] = {c.out, c.lse, c.qkv, c.dout, c.dqkv, c.doc_start};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
 }
 
-typedef struct pointwise_case {
+typedef struct norm_case {
     const ops *o;
-    void *a, *b, *c, *d, *e, *f;
-    const int32_t *index;
-    size_t n;
+    void *out, *inp, *weight, *rstd, *dinp, *dweight, *dout;
     int N, C;
-} pointwise_case;
+} norm_case;
 
 static void run_rmsnorm_forward(void *c_) {
-    pointwise_case *c = c_;
-    c->o->rmsnorm_forward(c->a, c->d, c->b, c->c, c->N, c->C, 1e-5f);
+    norm_case *c = c_;
+    c->o->rmsnorm_forward(c->out, c->rstd, c->inp, c->weight, c->N, c->C, 1e-5f);
 }
 
 static void run_rmsnorm_backward(void *c_) {
-    pointwise_case *c = c_;
-    c->o->rmsnorm_backward(c->a, c->e, c->f, c->b, c->c, c->d, c->N, c->C);
+    norm_case *c = c_;
+    c->o->rmsnorm_backward(c->dinp, c->dweight, c->dout, c->inp, c->weight, c->rstd, c->N, c->C);
 }
 
-static void run_cross_entropy(void *c_) {
-    pointwise_case *c = c_;
-    c->o->cross_entropy(c->a, c->b, c->index, c->c, c->N, c->C);
+static void bench_rmsnorm(bench *b, int N, int C) {
+    norm_case c = {.o = b->gpu, .N = N, .C = C};
+    c.out = device_buffer(b, (size_t)N * C, 0);
+    c.inp = device_buffer(b, (size_t)N * C, 0);
+    c.weight = device_buffer(b, C, 0);
+    c.rstd = device_buffer(b, N, 1);
+    c.dinp = device_buffer(b, (size_t)N * C, 0);
+    c.dweight = device_buffer(b, C, 1);
+    c.dout = device_buffer(b, (size_t)N * C, 0);
+    char shape[64];
+    snprintf(shape, sizeof shape, "N%d C%d", N, C);
+    double bytes = (double)N * C * b->gpu->act_bytes;
+    row("rmsnorm_forward", shape, time_op(b, run_rmsnorm_forward, &c, 20), 0, 2 * bytes);
+    row("rmsnorm_backward", shape, time_op(b, run_rmsnorm_backward, &c, 20), 0, 4 * bytes);
+    void *all[] = {c.out, c.inp, c.weight, c.rstd, c.dinp, c.dweight, c.dout};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
 }
+
+typedef struct swiglu_case {
+    const ops *o;
+    void *out, *inp;
+    int N, F;
+} swiglu_case;
 
 static void run_swiglu_forward(void *c_) {
-    pointwise_case *c = c_;
-    c->o->swiglu_forward(c->a, c->b, c->N, c->C);
+    swiglu_case *c = c_;
+    c->o->swiglu_forward(c->out, c->inp, c->N, c->F);
 }
+
+static void bench_swiglu(bench *b, int N, int F) {
+    swiglu_case c = {b->gpu, device_buffer(b, (size_t)N * F, 0),
+                     device_buffer(b, (size_t)N * 2 * F, 0), N, F};
+    char shape[64];
+    snprintf(shape, sizeof shape, "N%d F%d", N, F);
+    row("swiglu_forward", shape, time_op(b, run_swiglu_forward, &c, 20), 0,
+        3.0 * N * F * b->gpu->act_bytes);
+    b->gpu->free(c.out);
+    b->gpu->free(c.inp);
+}
+
+typedef struct loss_case {
+    const ops *o;
+    void *logits, *losses, *weights;
+    int32_t *targets;
+    int N, V;
+} loss_case;
+
+static void run_cross_entropy(void *c_) {
+    loss_case *c = c_;
+    c->o->cross_entropy(c->logits, c->losses, c->targets, c->weights, c->N, c->V);
+}
+
+static void bench_cross_entropy(bench *b, int N, int V) {
+    loss_case c = {b->gpu, device_buffer(b, (size_t)N * V, 0), device_buffer(b, N, 1),
+                   device_buffer(b, N, 1), index_buffer(b, N, V), N, V};
+    char shape[64];
+    snprintf(shape, sizeof shape, "N%d V%d", N, V);
+    row("cross_entropy", shape, time_op(b, run_cross_entropy, &c, 3), 0,
+        2.0 * N * V * b->gpu->act_bytes);
+    void *all[] = {c.logits, c.losses, c.weights, c.targets};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
+}
+
+typedef struct adamw_case {
+    const ops *o;
+    void *param, *grad, *m, *v;
+    size_t n;
+} adamw_case;
 
 static void run_adamw(void *c_) {
-    pointwise_case *c = c_;
-    c->o->adamw_update(c->a, c->b, c->c, c->d, c->n, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 0.5f);
+    adamw_case *c = c_;
+    c->o->adamw_update(c->param, c->grad, c->m, c->v, c->n, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f,
+                       0.5f, 0.5f);
 }
 
-static void bench_memory_bound(bench *b) {
-    const ops *o = b->gpu;
-    int N = 16384, C = 2048, V = 128256, F = 8192;
+static void bench_adamw(bench *b, size_t n) {
+    adamw_case c = {b->gpu, device_buffer(b, n, 1), device_buffer(b, n, 1), device_buffer(b, n, 1),
+                    device_buffer(b, n, 1), n};
     char shape[64];
-    pointwise_case c = {o, device_buffer(b, (size_t)N * C, 0), device_buffer(b, (size_t)N * C, 0),
-                        device_buffer(b, C, 0), device_buffer(b, N, 1), device_buffer(b, C, 1),
-                        device_buffer(b, (size_t)N * C, 0), NULL, 0, N, C};
-    run_rmsnorm_forward(&c);
-    snprintf(shape, sizeof shape, "N%d C%d", N, C);
-    row("rmsnorm_forward", shape, time_op(b, run_rmsnorm_forward, &c, 20), 0,
-        2.0 * N * C * o->act_bytes);
-    row("rmsnorm_backward", shape, time_op(b, run_rmsnorm_backward, &c, 20), 0,
-        4.0 * N * C * o->act_bytes);
-    void *all[] = {c.a, c.b, c.c, c.d, c.e, c.f};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) o->free(all[i]);
-
-    pointwise_case s = {o, device_buffer(b, (size_t)N * F, 0), device_buffer(b, (size_t)N * 2 * F, 0),
-                        NULL, NULL, NULL, NULL, NULL, 0, N, F};
-    snprintf(shape, sizeof shape, "N%d F%d", N, F);
-    row("swiglu_forward", shape, time_op(b, run_swiglu_forward, &s, 20), 0,
-        3.0 * N * F * o->act_bytes);
-    o->free(s.a);
-    o->free(s.b);
-
-    pointwise_case x = {o, device_buffer(b, (size_t)N * V, 0), device_buffer(b, N, 1),
-                        device_buffer(b, N, 1), NULL, NULL, NULL, index_buffer(b, N, V), 0, N,
-                        V};
-    snprintf(shape, sizeof shape, "N%d V%d", N, V);
-    row("cross_entropy", shape, time_op(b, run_cross_entropy, &x, 3), 0,
-        2.0 * N * V * o->act_bytes);
-    o->free(x.a);
-    o->free(x.b);
-    o->free(x.c);
-    o->free((void *)x.index);
-
-    size_t n = (size_t)1 << 28;
-    pointwise_case a = {o, device_buffer(b, n, 1), device_buffer(b, n, 1), device_buffer(b, n, 1),
-                        device_buffer(b, n, 1), NULL, NULL, NULL, n, 0, 0};
     snprintf(shape, sizeof shape, "n=%zu", n);
-    row("adamw_update", shape, time_op(b, run_adamw, &a, 5), 0, 7.0 * n * o->master_bytes);
-    o->free(a.a);
-    o->free(a.b);
-    o->free(a.c);
-    o->free(a.d);
+    /* read param, grad, m, v; write param, m, v */
+    row("adamw_update", shape, time_op(b, run_adamw, &c, 5), 0, 7.0 * n * b->gpu->master_bytes);
+    void *all[] = {c.param, c.grad, c.m, c.v};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
 }
 
 int main(void) {
@@ -267,10 +297,13 @@ int main(void) {
     bench_matmul(&b, "ffn-down", N, 8192, 2048);
     bench_matmul(&b, "lm-head", N, 2048, 128256);
     bench_attention(&b, 4, 4096, 32, 8, 64, 0);
-    bench_attention(&b, 4, 4096, 32, 8, 64, 1);
+    bench_attention(&b, 4, 4096, 32, 8, 64, 1024);
     bench_attention(&b, 1, 4096, 32, 8, 128, 0);
     bench_attention(&b, 16, 1024, 12, 12, 64, 0);
-    bench_memory_bound(&b);
+    bench_rmsnorm(&b, N, 2048);
+    bench_swiglu(&b, N, 8192);
+    bench_cross_entropy(&b, N, 128256);
+    bench_adamw(&b, (size_t)1 << 28);
     free(b.pattern);
     return 0;
 }

@@ -407,25 +407,28 @@ static void test_rope(harness *h, int N, int H, int KV, int hd) {
     index_free(h, &positions);
 }
 
-/* Random documents per sequence: doc_start[t] = first position of t's document. */
-static int32_t *random_doc_starts(harness *h, int B, int T) {
+/* Random documents per sequence (mean length `doc_length`): doc_start[t] =
+ * first position of t's document. */
+static int32_t *random_doc_starts(harness *h, int B, int T, int doc_length) {
     int32_t *starts = host_alloc((size_t)B * T * sizeof(int32_t));
     for (int b = 0; b < B; b++) {
         int start = 0;
         for (int t = 0; t < T; t++) {
-            if (t > 0 && random_below(&h->rng, 40) == 0) start = t;
+            if (t > 0 && random_below(&h->rng, (uint64_t)doc_length) == 0) start = t;
             starts[(size_t)b * T + t] = start;
         }
     }
     return starts;
 }
 
-static void test_attention(harness *h, int B, int T, int H, int KV, int hd, int with_docs) {
-    char name[96], shape[64];
-    snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s", B, T, H, KV, hd,
-             with_docs ? " docs" : "");
+/* doc_length: mean document length of the doc_start windows, 0 for none */
+static void test_attention(harness *h, int B, int T, int H, int KV, int hd, int doc_length) {
+    char name[96], shape[64], docs_text[24] = "";
+    int with_docs = doc_length > 0;
+    if (with_docs) snprintf(docs_text, sizeof docs_text, " docs~%d", doc_length);
+    snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s", B, T, H, KV, hd, docs_text);
     size_t N = (size_t)B * T, n_qkv = N * (H + 2 * KV) * hd, n_out = N * H * hd;
-    int32_t *starts = random_doc_starts(h, B, T);
+    int32_t *starts = random_doc_starts(h, B, T, with_docs ? doc_length : 1);
     index_buffer docs = index_new(h, starts, N);
     const int32_t *docs_cpu = with_docs ? docs.cpu : NULL, *docs_gpu = with_docs ? docs.gpu : NULL;
     tensor qkv = tensor_random_new(h, n_qkv, ACT, 1.0);
@@ -633,7 +636,8 @@ static void test_moe_combine(harness *h, int N, int k, int C) {
 }
 
 static void test_optimizers(harness *h, size_t n) {
-    tensor param = tensor_random_new(h, n, MASTER, 1.0), grad = tensor_random_new(h, n, MASTER, 1e-2);
+    tensor param = tensor_random_new(h, n, MASTER, 1.0);
+    tensor grad = tensor_random_new(h, n, MASTER, 1e-2);
     tensor m = tensor_random_new(h, n, MASTER, 1e-2), m2 = tensor_random_new(h, n, MASTER, 1e-2);
     tensor v = tensor_new(h, n, MASTER);
     tensor_random(h, &v, 1e-5, 2e-4); /* positive second moments */
@@ -693,10 +697,12 @@ int main(void) {
     test_matmul(&h, 130, 64, 96, 0, 0, 0);
     test_qk_norm(&h, 64, 4, 2, 64);
     test_rope(&h, 64, 4, 2, 64);
-    test_attention(&h, 2, 200, 4, 2, 64, 1);
+    test_attention(&h, 2, 200, 4, 2, 64, 40);
     test_attention(&h, 1, 130, 4, 1, 128, 0);
-    test_attention(&h, 2, 96, 2, 2, 40, 1);
-    test_attention(&h, 1, 300, 2, 1, 128, 1);
+    test_attention(&h, 2, 96, 2, 2, 40, 40);
+    test_attention(&h, 1, 300, 2, 1, 128, 40);
+    test_attention(&h, 1, 700, 4, 2, 64, 250);
+    test_attention(&h, 1, 520, 2, 2, 128, 200);
     test_swiglu(&h, 64, 136);
     test_swiglu(&h, 33, 50);
     test_gelu_xielu(&h, 4096);
