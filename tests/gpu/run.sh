@@ -54,6 +54,13 @@ for program in test_ops_cuda bench_ops_cuda; do
         seconds+=(0)
     fi
 done
+if path=$(find_program cairn); then
+    run_step train_cpu_vs_cuda "$here/train_cpu_vs_cuda.sh" "$path"
+else
+    names+=(train_cpu_vs_cuda)
+    results+=("FAIL (cairn not in $build)")
+    seconds+=(0)
+fi
 python=${PYTHON:-python3}
 if "$python" -c "import torch" 2>/dev/null; then
     run_step bench_torch_ops "$python" "$here/bench_torch_ops.py"
