@@ -132,7 +132,7 @@ int cli_train(int argc, char **argv) {
     double start = wall_seconds(), first_loss = NAN, last_loss = NAN, last_val = NAN, first_val = NAN;
     if (t.valid) {
         int64_t val_tokens;
-        trainer_evaluate(&t, &first_val, &val_tokens, &st);
+        trainer_evaluate(&t, &first_val, &val_tokens);
     }
     trainer_step_result r = {0};
     for (int64_t step = 1; step <= c.run.steps; step++) {
@@ -153,7 +153,7 @@ int cli_train(int argc, char **argv) {
         double val = NAN;
         if (evaluate) {
             int64_t val_tokens;
-            trainer_evaluate(&t, &val, &val_tokens, &st);
+            trainer_evaluate(&t, &val, &val_tokens);
             last_val = val;
         }
         double elapsed = wall_seconds() - start;

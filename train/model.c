@@ -279,8 +279,10 @@ int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *
     m->host_positions = calloc(N, sizeof *m->host_positions);
     m->host_doc_start = calloc(N, sizeof *m->host_doc_start);
     m->host_losses = calloc(N, sizeof *m->host_losses);
-    m->host_weights = calloc(N, sizeof *m->host_weights);
-    if (failed || !m->host_positions || !m->host_doc_start || !m->host_losses || !m->host_weights) {
+    m->host_inputs = calloc(N, sizeof *m->host_inputs);
+    m->host_targets = calloc(N, sizeof *m->host_targets);
+    if (failed || !m->host_positions || !m->host_doc_start || !m->host_losses || !m->host_inputs ||
+        !m->host_targets) {
         model_destroy(m);
         return status_fail(st, "model: out of %s memory: %.2f GiB for %zu parameters and micro_batch %d",
                            o->name, (double)measure.used / (1 << 30), m->total_params, m->micro_batch);
@@ -299,7 +301,8 @@ void model_destroy(model *m) {
     free(m->host_positions);
     free(m->host_doc_start);
     free(m->host_losses);
-    free(m->host_weights);
+    free(m->host_inputs);
+    free(m->host_targets);
     free(m->host_dgates);
     free(m->host_drouter_logits);
     free(m->host_router_staging);
@@ -651,7 +654,7 @@ void model_forward(model *m, const int32_t *tokens, const float *loss_weights, d
     const ops *o = m->ops;
     const model_config *c = &m->cfg;
     int N = m->N, T = m->seq_len, d = c->d_model;
-    int32_t *inputs = malloc(sizeof *inputs * N), *targets = malloc(sizeof *targets * N);
+    int32_t *inputs = m->host_inputs, *targets = m->host_targets;
     for (int b = 0; b < m->micro_batch; b++)
         for (int t = 0; t < T; t++) {
             inputs[b * T + t] = tokens[(size_t)b * (T + 1) + t];
@@ -662,8 +665,6 @@ void model_forward(model *m, const int32_t *tokens, const float *loss_weights, d
     o->copy_to_device(m->targets, targets, sizeof *targets * N);
     o->copy_to_device(m->positions, m->host_positions, sizeof(int32_t) * N);
     o->copy_to_device(m->doc_start, m->host_doc_start, sizeof(int32_t) * N);
-    free(inputs);
-    free(targets);
     m->aux_loss = m->z_loss = 0;
     m->moe_scale = moe_scale;
 

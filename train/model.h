@@ -115,7 +115,7 @@ typedef struct model {
     /* host staging for one micro-batch */
     int32_t *host_positions, *host_doc_start;
     float *host_losses;
-    float *host_weights;
+    int32_t *host_inputs, *host_targets;
     int eod_id;
 
     /* MoE statistics of the last forward pass */

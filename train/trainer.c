@@ -144,8 +144,7 @@ int trainer_step(trainer *t, trainer_step_result *result, status *st) {
     return 0;
 }
 
-int trainer_evaluate(trainer *t, double *loss, int64_t *tokens, status *st) {
-    (void)st;
+void trainer_evaluate(trainer *t, double *loss, int64_t *tokens) {
     const config *c = &t->cfg;
     model *m = &t->model;
     int T = c->model.seq_len, mb = c->train.micro_batch;
@@ -168,7 +167,6 @@ int trainer_evaluate(trainer *t, double *loss, int64_t *tokens, status *st) {
     }
     *loss = counted ? sum / (double)counted : NAN;
     *tokens = counted;
-    return 0;
 }
 
 void trainer_write_metrics(trainer *t, const trainer_step_result *r, double elapsed,

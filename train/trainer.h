@@ -42,7 +42,7 @@ int trainer_open(trainer *t, const config *c, const ops *o, const char *device_d
 void trainer_close(trainer *t);
 int trainer_step(trainer *t, trainer_step_result *result, status *st);
 /* Mean loss over the first data.eval_samples validation windows. */
-int trainer_evaluate(trainer *t, double *loss, int64_t *tokens, status *st);
+void trainer_evaluate(trainer *t, double *loss, int64_t *tokens);
 /* val_loss: NAN when this step was not evaluated */
 void trainer_write_metrics(trainer *t, const trainer_step_result *r, double elapsed, double val_loss);
 
