@@ -19,7 +19,7 @@ packages=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libhdf
 # The default corpus: Debian's fortune files in many languages (some are missing on some releases).
 fortunes=(fortunes fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-zh fortunes-pl
           fortunes-cs fortunes-br fortunes-bg fortunes-eo fortunes-ga fortunes-min)
-test_packages=(python3 python3-numpy python3-torch python3-h5py)
+test_packages=(python3 python3-venv python3-pip python3-numpy python3-torch python3-h5py)
 
 missing=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -44,6 +44,20 @@ if [ ${#missing[@]} -gt 0 ] || [ ${#optional[@]} -gt 0 ]; then
       $sudo apt-get install -y -qq --no-install-recommends "$p" >/dev/null || echo "setup: $p not installed"
     fi
   done
+fi
+
+# Test-only Python libraries from PyPI (reference tokenizers, transformers, megatron-core) in .venv,
+# on top of Debian's PyTorch, numpy and h5py.
+if [ "$want_tests" = 1 ]; then
+  mkdir -p build
+  if [ ! -x .venv/bin/python ]; then /usr/bin/python3 -m venv --system-site-packages .venv; fi
+  if ! .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt \
+       >build/venv.log 2>&1 || ! .venv/bin/pip install -q --disable-pip-version-check --no-deps \
+       megatron-core==0.16.1 >>build/venv.log 2>&1; then
+    tail -n 20 build/venv.log >&2
+    echo "setup: installing the test Python packages failed (log: build/venv.log)" >&2
+    exit 1
+  fi
 fi
 
 # CUDA: built when the toolkit is there (nvcc on PATH or in /usr/local/cuda).

@@ -8,8 +8,8 @@ target_link_libraries(dump_step PRIVATE cairn_core)
 
 set(CAIRN_PARITY_SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/python/torch_parity.py)
 add_test(NAME torch_parity
-         COMMAND /usr/bin/python3 ${CAIRN_PARITY_SCRIPT} $<TARGET_FILE_DIR:dump_step>)
+         COMMAND ${CAIRN_PYTHON} ${CAIRN_PARITY_SCRIPT} $<TARGET_FILE_DIR:dump_step>)
 add_test(NAME torch_parity_detects_perturbation
-         COMMAND /usr/bin/python3 ${CAIRN_PARITY_SCRIPT} $<TARGET_FILE_DIR:dump_step> --perturb)
+         COMMAND ${CAIRN_PYTHON} ${CAIRN_PARITY_SCRIPT} $<TARGET_FILE_DIR:dump_step> --perturb)
 set_tests_properties(torch_parity torch_parity_detects_perturbation PROPERTIES
                      ENVIRONMENT "${CAIRN_TEST_ENV}")
