@@ -162,6 +162,13 @@ static int check_train(const config *c, status *st) {
         at_least(c, st, "train.goldfish.k", t->goldfish.k, 2) ||
         at_least(c, st, "train.goldfish.h", t->goldfish.h, 1))
         return -1;
+    /* the hashed variants decide only targets whose window of h labels lies in the sample */
+    if (t->goldfish.enabled && t->goldfish.variant != GOLDFISH_STATIC &&
+        t->goldfish.h > c->model.seq_len)
+        return invalid(c, st, "train.goldfish.h", "model.seq_len",
+                       "must be <= model.seq_len, or no target is ever dropped (got h=%d, "
+                       "seq_len=%d)",
+                       t->goldfish.h, c->model.seq_len);
     return 0;
 }
 
