@@ -50,10 +50,12 @@ typedef struct ops {
     void (*float_to_master)(void *master, const float *host, size_t n);
 
     /* ---- embedding ---- */
-    /* out[n] = wte[tokens[n]] + (wpe ? wpe[positions[n]] : 0); wte [V][C], wpe [P][C] (act) */
+    /* out[n] = wte[tokens[n]] + (wpe ? wpe[positions[n]] : 0); wte [V][C], wpe [P][C] (act).
+     * tokens[n] < 0 (a token of another tensor-parallel rank's vocabulary slice) adds nothing. */
     void (*embedding_forward)(void *out, const int32_t *tokens, const int32_t *positions,
                               const void *wte, const void *wpe, int N, int C);
-    /* dwte[tokens[n]] += dout[n]; dwpe[positions[n]] += dout[n] (master; dwpe may be NULL) */
+    /* dwte[tokens[n]] += dout[n] (tokens[n] >= 0); dwpe[positions[n]] += dout[n] (master; dwpe
+     * may be NULL) */
     void (*embedding_backward)(void *dwte, void *dwpe, const void *dout, const int32_t *tokens,
                                const int32_t *positions, int N, int C);
 
@@ -133,11 +135,25 @@ typedef struct ops {
      * dlogits = (softmax(logits) - onehot(target)) * weights[n]. */
     void (*cross_entropy)(void *logits, void *losses, const int32_t *targets, const void *weights,
                           int N, int V);
+    /* The same, vocabulary-parallel (Megatron): this rank holds logits [N][V] for a slice of the
+     * vocabulary and targets[n] is the target's index in the slice, or -1 when another rank holds
+     * it. Three passes, with all-reduces over the tensor-parallel ranks between them:
+     *   vocab_parallel_max:     row_max [N] = max of the slice                  → all-reduce max
+     *   vocab_parallel_sum_exp: stats [2N] = {Σ exp(logit - row_max) of the slice,
+     *                                         target logit or 0}              → all-reduce sum
+     *   vocab_parallel_loss:    losses = row_max + log(stats[n]) - stats[N+n]; with weights the
+     *                           logits become dlogits as in cross_entropy.
+     * row_max, stats, losses and weights are master buffers. */
+    void (*vocab_parallel_max)(void *row_max, const void *logits, int N, int V);
+    void (*vocab_parallel_sum_exp)(void *stats, const void *logits, const void *row_max,
+                                   const int32_t *targets, int N, int V);
+    void (*vocab_parallel_loss)(void *logits, void *losses, const void *row_max, const void *stats,
+                                const int32_t *targets, const void *weights, int N, int V);
 
     /* ---- mixture of experts (routing itself is decided on the host) ---- */
     /* out[i] = inp[rows[i]] for i < n_out (act, C columns) */
     void (*gather_rows)(void *out, const void *inp, const int32_t *rows, int n_out, int C);
-    /* out[rows[i]] += inp[i] for i < n_inp */
+    /* out[rows[i]] += inp[i] for i < n_inp and rows[i] >= 0 */
     void (*scatter_add_rows)(void *out, const void *inp, const int32_t *rows, int n_inp, int C);
     /* out[n] = Σ_j gates[n*k+j] * expert_out[slot[n*k+j]] over slots != -1 (overwrite).
      * gates (master [N*k]) */

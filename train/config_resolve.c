@@ -278,6 +278,11 @@ static int check_parallel(const config *c, int world_size, status *st) {
         divisible_by(c, st, "model.kv_heads", m->kv_heads, "parallel.tp", p->tp) ||
         divisible_by(c, st, "model.ffn", m->ffn, "parallel.tp", p->tp))
         return -1;
+    /* gpt2's up-projection bias is one tensor over [gate | up]: no even split of both halves */
+    if (p->tp > 1 && m->arch == ARCH_GPT2 && m->activation == ACTIVATION_SWIGLU)
+        return invalid(c, st, "parallel.tp", "model.activation",
+                       "tensor parallelism does not split gpt2's biased swiglu MLP (use gelu, or "
+                       "arch llama)");
     if (p->pp > m->layers)
         return invalid(c, st, "parallel.pp", "model.layers",
                        "must be <= model.layers (got pp=%d, layers=%d)", p->pp, m->layers);

@@ -12,17 +12,44 @@
 
 /* ---------------------------------------------------------------- layout -- */
 
+/* What one rank holds: the tensor-parallel slice and the pipeline stage's layers. The global
+ * layout (the single-rank model) is the plan with tp_size 1 and every layer. */
+typedef struct layout_plan {
+    int tp_rank, tp_size;
+    int first_layer, layers;
+    int first_stage, last_stage;
+} layout_plan;
+
 typedef struct layout_builder {
+    const model_config *c;
+    layout_plan plan;
+    int head_dim, gated, is_moe;
     param_tensor *params;
     int count, capacity;
     size_t next;
     int decay_pass; /* tensors are laid out in two passes: decayed, then the rest */
 } layout_builder;
 
-/* Registers a tensor in the pass that matches its decay flag and returns its
- * offset (ABSENT in the other pass, where it is only skipped). */
-static size_t add_param(layout_builder *b, int decay, param_init init, const char *name, int ndim,
-                        int64_t d0, int64_t d1, int64_t d2) {
+/* How a tensor is split over the tensor-parallel ranks. */
+typedef enum {
+    WHOLE,        /* replicated; every rank computes the same gradient */
+    WHOLE_PARTIAL,/* replicated; each rank computes a partial gradient (summed over tp) */
+    ROWS,         /* split along dimension 0 (column-parallel output features, vocabulary) */
+    COLUMNS,      /* split along dimension 1 (row-parallel input features) */
+} split_kind;
+
+/* The part [start, start + count) of `total` that tensor-parallel rank r of n holds: even
+ * shares, except the vocabulary which may not divide (ceil-sized shares, the last smaller). */
+static void split_range(int64_t total, int rank, int size, int64_t *start, int64_t *count) {
+    int64_t share = (total + size - 1) / size;
+    *start = share * rank < total ? share * rank : total;
+    *count = total - *start < share ? total - *start : share;
+}
+
+/* Registers a tensor in the pass that matches its decay flag and returns its offset (ABSENT in
+ * the other pass, where it is only skipped). Shapes are global; the rank's part follows `split`. */
+static size_t add_param(layout_builder *b, int decay, param_init init, split_kind split,
+                        const char *name, int ndim, int64_t d0, int64_t d1) {
     if (decay != b->decay_pass) return ABSENT;
     if (b->count == b->capacity) {
         b->capacity = b->capacity ? 2 * b->capacity : 64;
@@ -32,10 +59,18 @@ static size_t add_param(layout_builder *b, int decay, param_init init, const cha
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%s", name);
     p->ndim = ndim;
-    p->shape[0] = d0;
-    p->shape[1] = d1;
-    p->shape[2] = d2;
-    p->count = (size_t)d0 * (ndim > 1 ? d1 : 1) * (ndim > 2 ? d2 : 1);
+    p->global_shape[0] = p->shape[0] = d0;
+    p->global_shape[1] = p->shape[1] = ndim > 1 ? d1 : 0;
+    p->shard_dim = -1;
+    if ((split == ROWS || split == COLUMNS) && b->plan.tp_size > 1) {
+        p->shard_dim = split == ROWS ? 0 : 1;
+        split_range(p->global_shape[p->shard_dim], b->plan.tp_rank, b->plan.tp_size,
+                    &p->shard_offset, &p->shape[p->shard_dim]);
+    }
+    p->tp_partial = split == WHOLE_PARTIAL && b->plan.tp_size > 1;
+    /* a replicated tensor counts once in the norm: on tensor-parallel rank 0 */
+    p->counts_in_norm = split == ROWS || split == COLUMNS || b->plan.tp_rank == 0;
+    p->count = (size_t)p->shape[0] * (ndim > 1 ? p->shape[1] : 1);
     p->offset = b->next;
     p->decay = decay;
     p->init = init;
@@ -48,101 +83,142 @@ static void keep(size_t *slot, size_t offset) {
     if (offset != ABSENT) *slot = offset;
 }
 
-static void layout_layer(model *m, layout_builder *b, int i) {
-    const model_config *c = &m->cfg;
-    layer_offsets *L = &m->layers[i];
-    int d = c->d_model, H = c->heads, KV = c->kv_heads, hd = m->head_dim;
+/* A gated (SwiGLU) MLP's gate and up projections, then down: [up rows ; down] adjacent. */
+static size_t add_mlp(layout_builder *b, const char *prefix, int64_t F, size_t *down) {
+    const model_config *c = b->c;
+    char name[96];
+    size_t first;
+    if (b->gated) {
+        snprintf(name, sizeof name, "%s.w_gate", prefix);
+        first = add_param(b, 1, INIT_NORMAL, ROWS, name, 2, F, c->d_model);
+        snprintf(name, sizeof name, "%s.w_up", prefix);
+        add_param(b, 1, INIT_NORMAL, ROWS, name, 2, F, c->d_model);
+    } else {
+        snprintf(name, sizeof name, "%s.w_up", prefix);
+        first = add_param(b, 1, INIT_NORMAL, ROWS, name, 2, F, c->d_model);
+    }
+    snprintf(name, sizeof name, "%s.w_down", prefix);
+    size_t d = add_param(b, 1, INIT_NORMAL_OUTPUT, COLUMNS, name, 2, c->d_model, F);
+    if (down) keep(down, d);
+    return first;
+}
+
+static void layout_layer(layout_builder *b, layer_offsets *L, int i) {
+    const model_config *c = b->c;
+    int d = c->d_model, H = c->heads, KV = c->kv_heads, hd = b->head_dim;
     int biases = c->arch == ARCH_GPT2;
     int layernorm = c->norm == NORM_LAYERNORM;
-    char name[96];
+    char name[96], prefix[96];
 #define NAME(fmt, ...) (snprintf(name, sizeof name, "layers.%d." fmt, i, ##__VA_ARGS__), name)
     /* decayed matrices; q, k, v adjacent so one GEMM computes them */
-    keep(&L->wqkv, add_param(b, 1, INIT_NORMAL, NAME("attn.wq"), 2, (int64_t)H * hd, d, 0));
-    add_param(b, 1, INIT_NORMAL, NAME("attn.wk"), 2, (int64_t)KV * hd, d, 0);
-    add_param(b, 1, INIT_NORMAL, NAME("attn.wv"), 2, (int64_t)KV * hd, d, 0);
-    keep(&L->wo, add_param(b, 1, INIT_NORMAL_OUTPUT, NAME("attn.wo"), 2, d, (int64_t)H * hd, 0));
-    if (!m->is_moe) {
-        if (c->activation == ACTIVATION_SWIGLU) {
-            keep(&L->w_up, add_param(b, 1, INIT_NORMAL, NAME("mlp.w_gate"), 2, c->ffn, d, 0));
-            add_param(b, 1, INIT_NORMAL, NAME("mlp.w_up"), 2, c->ffn, d, 0);
-        } else {
-            keep(&L->w_up, add_param(b, 1, INIT_NORMAL, NAME("mlp.w_up"), 2, c->ffn, d, 0));
-        }
-        keep(&L->w_down, add_param(b, 1, INIT_NORMAL_OUTPUT, NAME("mlp.w_down"), 2, d, c->ffn, 0));
+    keep(&L->wqkv, add_param(b, 1, INIT_NORMAL, ROWS, NAME("attn.wq"), 2, (int64_t)H * hd, d));
+    add_param(b, 1, INIT_NORMAL, ROWS, NAME("attn.wk"), 2, (int64_t)KV * hd, d);
+    add_param(b, 1, INIT_NORMAL, ROWS, NAME("attn.wv"), 2, (int64_t)KV * hd, d);
+    keep(&L->wo, add_param(b, 1, INIT_NORMAL_OUTPUT, COLUMNS, NAME("attn.wo"), 2, d, (int64_t)H * hd));
+    if (!b->is_moe) {
+        snprintf(prefix, sizeof prefix, "layers.%d.mlp", i);
+        keep(&L->w_up, add_mlp(b, prefix, c->ffn, &L->w_down));
     } else {
         const moe_config *e = &c->moe;
-        keep(&L->router, add_param(b, 1, INIT_NORMAL, NAME("moe.router"), 2, e->experts, d, 0));
+        keep(&L->router, add_param(b, 1, INIT_NORMAL, WHOLE, NAME("moe.router"), 2, e->experts, d));
         /* each expert is [up rows ; down]: a uniform stride, ready for grouped GEMMs */
         for (int x = 0; x < e->experts; x++) {
-            size_t first;
-            if (c->activation == ACTIVATION_SWIGLU) {
-                first = add_param(b, 1, INIT_NORMAL, NAME("moe.experts.%d.w_gate", x), 2, e->ffn, d, 0);
-                add_param(b, 1, INIT_NORMAL, NAME("moe.experts.%d.w_up", x), 2, e->ffn, d, 0);
-            } else {
-                first = add_param(b, 1, INIT_NORMAL, NAME("moe.experts.%d.w_up", x), 2, e->ffn, d, 0);
-            }
-            add_param(b, 1, INIT_NORMAL_OUTPUT, NAME("moe.experts.%d.w_down", x), 2, d, e->ffn, 0);
+            snprintf(prefix, sizeof prefix, "layers.%d.moe.experts.%d", i, x);
+            size_t first = add_mlp(b, prefix, e->ffn, NULL);
             if (x == 0) keep(&L->experts, first);
         }
         if (e->shared_experts > 0) {
-            int sf = m->shared_ffn;
-            if (c->activation == ACTIVATION_SWIGLU) {
-                keep(&L->shared_up, add_param(b, 1, INIT_NORMAL, NAME("moe.shared.w_gate"), 2, sf, d, 0));
-                add_param(b, 1, INIT_NORMAL, NAME("moe.shared.w_up"), 2, sf, d, 0);
-            } else {
-                keep(&L->shared_up, add_param(b, 1, INIT_NORMAL, NAME("moe.shared.w_up"), 2, sf, d, 0));
-            }
-            keep(&L->shared_down,
-                 add_param(b, 1, INIT_NORMAL_OUTPUT, NAME("moe.shared.w_down"), 2, d, sf, 0));
+            snprintf(prefix, sizeof prefix, "layers.%d.moe.shared", i);
+            keep(&L->shared_up, add_mlp(b, prefix, (int64_t)e->shared_experts * e->ffn,
+                                        &L->shared_down));
         }
     }
     /* not decayed: norms, biases, xIELU scalars */
-    keep(&L->attn_norm_w, add_param(b, 0, INIT_ONES, NAME("attn_norm.weight"), 1, d, 0, 0));
-    if (layernorm) keep(&L->attn_norm_b, add_param(b, 0, INIT_ZEROS, NAME("attn_norm.bias"), 1, d, 0, 0));
+    keep(&L->attn_norm_w, add_param(b, 0, INIT_ONES, WHOLE, NAME("attn_norm.weight"), 1, d, 0));
+    if (layernorm)
+        keep(&L->attn_norm_b, add_param(b, 0, INIT_ZEROS, WHOLE, NAME("attn_norm.bias"), 1, d, 0));
     if (biases) {
-        keep(&L->bqkv, add_param(b, 0, INIT_ZEROS, NAME("attn.bq"), 1, (int64_t)H * hd, 0, 0));
-        add_param(b, 0, INIT_ZEROS, NAME("attn.bk"), 1, (int64_t)KV * hd, 0, 0);
-        add_param(b, 0, INIT_ZEROS, NAME("attn.bv"), 1, (int64_t)KV * hd, 0, 0);
-        keep(&L->bo, add_param(b, 0, INIT_ZEROS, NAME("attn.bo"), 1, d, 0, 0));
+        keep(&L->bqkv, add_param(b, 0, INIT_ZEROS, ROWS, NAME("attn.bq"), 1, (int64_t)H * hd, 0));
+        add_param(b, 0, INIT_ZEROS, ROWS, NAME("attn.bk"), 1, (int64_t)KV * hd, 0);
+        add_param(b, 0, INIT_ZEROS, ROWS, NAME("attn.bv"), 1, (int64_t)KV * hd, 0);
+        keep(&L->bo, add_param(b, 0, INIT_ZEROS, WHOLE, NAME("attn.bo"), 1, d, 0));
     }
     if (c->qk_norm) {
-        keep(&L->q_norm, add_param(b, 0, INIT_ONES, NAME("attn.q_norm"), 1, hd, 0, 0));
-        keep(&L->k_norm, add_param(b, 0, INIT_ONES, NAME("attn.k_norm"), 1, hd, 0, 0));
+        keep(&L->q_norm, add_param(b, 0, INIT_ONES, WHOLE_PARTIAL, NAME("attn.q_norm"), 1, hd, 0));
+        keep(&L->k_norm, add_param(b, 0, INIT_ONES, WHOLE_PARTIAL, NAME("attn.k_norm"), 1, hd, 0));
     }
-    keep(&L->mlp_norm_w, add_param(b, 0, INIT_ONES, NAME("mlp_norm.weight"), 1, d, 0, 0));
-    if (layernorm) keep(&L->mlp_norm_b, add_param(b, 0, INIT_ZEROS, NAME("mlp_norm.bias"), 1, d, 0, 0));
-    if (!m->is_moe && biases) {
-        keep(&L->b_up, add_param(b, 0, INIT_ZEROS, NAME("mlp.b_up"), 1, m->up_rows, 0, 0));
-        keep(&L->b_down, add_param(b, 0, INIT_ZEROS, NAME("mlp.b_down"), 1, d, 0, 0));
+    keep(&L->mlp_norm_w, add_param(b, 0, INIT_ONES, WHOLE, NAME("mlp_norm.weight"), 1, d, 0));
+    if (layernorm)
+        keep(&L->mlp_norm_b, add_param(b, 0, INIT_ZEROS, WHOLE, NAME("mlp_norm.bias"), 1, d, 0));
+    if (!b->is_moe && biases) {
+        /* (a gated MLP with biases is refused with tensor parallelism: config_resolve) */
+        keep(&L->b_up, add_param(b, 0, INIT_ZEROS, ROWS, NAME("mlp.b_up"), 1,
+                                 (int64_t)(b->gated ? 2 : 1) * c->ffn, 0));
+        keep(&L->b_down, add_param(b, 0, INIT_ZEROS, WHOLE, NAME("mlp.b_down"), 1, d, 0));
     }
-    if (!m->is_moe && c->activation == ACTIVATION_XIELU)
-        keep(&L->xielu_alpha, add_param(b, 0, INIT_XIELU_ALPHA, NAME("mlp.xielu_alpha"), 1, 2, 0, 0));
+    if (!b->is_moe && c->activation == ACTIVATION_XIELU)
+        keep(&L->xielu_alpha,
+             add_param(b, 0, INIT_XIELU_ALPHA, WHOLE_PARTIAL, NAME("mlp.xielu_alpha"), 1, 2, 0));
 #undef NAME
 }
 
+/* Lays out the tensors of `plan` (ABSENT offsets for what it does not hold). */
+static void layout_build(layout_builder *b, const model_config *c, const layout_plan *plan,
+                         layer_offsets *layers, size_t *embed_tokens, size_t *embed_positions,
+                         size_t *final_norm_w, size_t *final_norm_b, size_t *lm_head,
+                         size_t *decayed) {
+    memset(b, 0, sizeof *b);
+    b->c = c;
+    b->plan = *plan;
+    b->head_dim = c->d_model / c->heads;
+    b->gated = c->activation == ACTIVATION_SWIGLU;
+    b->is_moe = c->moe.experts > 0;
+    for (int i = 0; i < plan->layers; i++) {
+        size_t *fields = (size_t *)&layers[i];
+        for (size_t f = 0; f < sizeof *layers / sizeof(size_t); f++) fields[f] = ABSENT;
+    }
+    *embed_tokens = *embed_positions = *final_norm_w = *final_norm_b = *lm_head = ABSENT;
+    int tied_copy = c->tie_embeddings && plan->last_stage && !plan->first_stage;
+    for (b->decay_pass = 1; b->decay_pass >= 0; b->decay_pass--) {
+        if (plan->first_stage || tied_copy) {
+            keep(embed_tokens, add_param(b, 1, INIT_NORMAL, ROWS, "embed.tokens", 2, c->vocab,
+                                         c->d_model));
+            if (tied_copy && b->decay_pass == 1) {
+                b->params[b->count - 1].stage_copy = 1;
+                b->params[b->count - 1].counts_in_norm = 0;
+            }
+        }
+        if (plan->first_stage && c->arch == ARCH_GPT2)
+            keep(embed_positions, add_param(b, 1, INIT_NORMAL, WHOLE, "embed.positions", 2,
+                                            c->seq_len, c->d_model));
+        for (int i = 0; i < plan->layers; i++)
+            layout_layer(b, &layers[i], plan->first_layer + i);
+        if (plan->last_stage) {
+            keep(final_norm_w,
+                 add_param(b, 0, INIT_ONES, WHOLE, "final_norm.weight", 1, c->d_model, 0));
+            if (c->norm == NORM_LAYERNORM)
+                keep(final_norm_b,
+                     add_param(b, 0, INIT_ZEROS, WHOLE, "final_norm.bias", 1, c->d_model, 0));
+            if (!c->tie_embeddings)
+                keep(lm_head, add_param(b, 1, INIT_NORMAL, ROWS, "lm_head", 2, c->vocab,
+                                        c->d_model));
+        }
+        if (b->decay_pass == 1) *decayed = b->next;
+    }
+    if (c->tie_embeddings && plan->last_stage) *lm_head = *embed_tokens;
+}
+
+static layout_plan model_plan(const model *m) {
+    layout_plan plan = {m->shard.tp.rank, m->shard.tp.size, m->shard.first_layer,
+                        m->shard.layers, m->first_stage, m->last_stage};
+    return plan;
+}
+
 static void layout_model(model *m) {
-    const model_config *c = &m->cfg;
-    layout_builder b = {0};
-    for (int i = 0; i < c->layers; i++) {
-        layer_offsets *L = &m->layers[i];
-        size_t *fields = (size_t *)L;
-        for (size_t f = 0; f < sizeof *L / sizeof(size_t); f++) fields[f] = ABSENT;
-    }
-    m->embed_positions = m->final_norm_b = m->lm_head = ABSENT;
-    for (b.decay_pass = 1; b.decay_pass >= 0; b.decay_pass--) {
-        keep(&m->embed_tokens, add_param(&b, 1, INIT_NORMAL, "embed.tokens", 2, c->vocab, c->d_model, 0));
-        if (c->arch == ARCH_GPT2)
-            keep(&m->embed_positions,
-                 add_param(&b, 1, INIT_NORMAL, "embed.positions", 2, c->seq_len, c->d_model, 0));
-        for (int i = 0; i < c->layers; i++) layout_layer(m, &b, i);
-        keep(&m->final_norm_w, add_param(&b, 0, INIT_ONES, "final_norm.weight", 1, c->d_model, 0, 0));
-        if (c->norm == NORM_LAYERNORM)
-            keep(&m->final_norm_b, add_param(&b, 0, INIT_ZEROS, "final_norm.bias", 1, c->d_model, 0, 0));
-        if (!c->tie_embeddings)
-            keep(&m->lm_head, add_param(&b, 1, INIT_NORMAL, "lm_head", 2, c->vocab, c->d_model, 0));
-        if (b.decay_pass == 1) m->decayed_params = b.next;
-    }
-    if (c->tie_embeddings) m->lm_head = m->embed_tokens;
+    layout_builder b;
+    layout_plan plan = model_plan(m);
+    layout_build(&b, &m->cfg, &plan, m->layers, &m->embed_tokens, &m->embed_positions,
+                 &m->final_norm_w, &m->final_norm_b, &m->lm_head, &m->decayed_params);
     m->params = b.params;
     m->param_count = b.count;
     m->total_params = b.next;
@@ -170,21 +246,23 @@ static void *arena_take(arena *a, size_t elements, size_t element_bytes) {
 static void carve(model *m, arena *space) {
     const ops *o = m->ops;
     const model_config *c = &m->cfg;
-    int N = m->N, d = c->d_model, H = c->heads, KV = c->kv_heads, hd = m->head_dim;
-    int E = c->moe.experts, k = c->moe.top_k;
+    int N = m->N, d = c->d_model, H = m->heads, KV = m->kv_heads, hd = m->head_dim;
+    int E = c->moe.experts, k = c->moe.top_k, slots = m->shard.slots;
     size_t routed_rows = (size_t)N * (m->is_moe ? k : 0);
     int hidden_rows = m->is_moe ? m->shared_up_rows : m->up_rows;
-    int hidden = m->is_moe ? m->shared_ffn : c->ffn;
+    int hidden = m->is_moe ? m->shared_ffn : m->ffn;
     m->master = MASTER(m->total_params);
     m->grads = MASTER(m->total_params);
     m->compute = o->compute_aliases_master ? m->master : ACT(m->total_params);
-    m->tokens = INT32(N);
+    m->tokens = INT32((size_t)slots * N);
     m->targets = INT32(N);
-    m->positions = INT32(N);
-    m->doc_start = INT32(N);
+    m->positions = INT32((size_t)slots * N);
+    m->doc_start = INT32((size_t)slots * N);
     m->loss_weights = MASTER(N);
     m->losses = MASTER(N);
-    for (int i = 0; i < c->layers; i++) {
+    m->row_max = MASTER(N);
+    m->loss_stats = MASTER(2 * (size_t)N);
+    for (int i = 0; i < slots * m->shard.layers; i++) {
         layer_activations *a = &m->acts[i];
         a->resid_in = ACT((size_t)N * d);
         a->attn_norm_out = ACT((size_t)N * d);
@@ -205,18 +283,19 @@ static void carve(model *m, arena *space) {
             a->router_logits = ACT((size_t)N * E);
             a->expert_in = ACT(routed_rows * d);
             a->expert_pre = ACT(routed_rows * m->expert_up_rows);
-            a->expert_act = ACT(routed_rows * c->moe.ffn);
+            a->expert_act = ACT(routed_rows * m->expert_ffn);
             a->expert_out = ACT(routed_rows * d);
             a->slot = INT32(routed_rows);
             a->row_token = INT32(routed_rows);
             a->gates = MASTER(routed_rows);
         }
     }
-    m->resid_out = ACT((size_t)N * d);
+    m->stage_out = ACT((size_t)slots * N * d);
+    m->resid_out = m->stage_out;
     m->final_norm_out = ACT((size_t)N * d);
     m->final_norm_mean = MASTER(N);
     m->final_norm_rstd = MASTER(N);
-    m->logits = ACT((size_t)N * c->vocab);
+    m->logits = ACT((size_t)N * (m->last_stage ? m->vocab : 1));
     m->scratch_d = ACT((size_t)N * d);
     m->dresid = ACT((size_t)N * d);
     m->dnorm = ACT((size_t)N * d);
@@ -227,32 +306,72 @@ static void carve(model *m, arena *space) {
     if (m->is_moe) {
         m->dexpert_in = ACT(routed_rows * d);
         m->dexpert_pre = ACT(routed_rows * m->expert_up_rows);
-        m->dexpert_act = ACT(routed_rows * c->moe.ffn);
+        m->dexpert_act = ACT(routed_rows * m->expert_ffn);
         m->dexpert_out = ACT(routed_rows * d);
         m->dgates = MASTER(routed_rows);
         m->drouter_logits = ACT((size_t)N * E);
     }
 }
 
+int model_param_layout(const config *cfg, param_tensor **params, int *count, status *st) {
+    const model_config *c = &cfg->model;
+    layer_offsets *layers = calloc(c->layers ? c->layers : 1, sizeof *layers);
+    if (!layers) return status_fail(st, "model: out of host memory");
+    layout_plan whole = {0, 1, 0, c->layers, 1, 1};
+    layout_builder b;
+    size_t unused[6];
+    layout_build(&b, c, &whole, layers, &unused[0], &unused[1], &unused[2], &unused[3],
+                 &unused[4], &unused[5]);
+    free(layers);
+    *params = b.params;
+    *count = b.count;
+    return 0;
+}
+
+void model_stage_layers(int layers, int stage, int stages, int *first, int *count) {
+    int base = layers / stages, extra = layers % stages;
+    *count = base + (stage < extra);
+    *first = stage * base + (stage < extra ? stage : extra);
+}
+
 int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *st) {
+    model_shard whole = {{0, 1, NULL, NULL, NULL, NULL}, 0, 1, 0, cfg->model.layers, 1};
+    return model_create_shard(m, o, cfg, eod_id, &whole, st);
+}
+
+int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
+                       const model_shard *shard, status *st) {
     memset(m, 0, sizeof *m);
     m->ops = o;
     m->cfg = cfg->model;
+    m->shard = *shard;
     const model_config *c = &m->cfg;
+    int tp = shard->tp.size;
     m->micro_batch = cfg->train.micro_batch;
     m->seq_len = c->seq_len;
     m->N = m->micro_batch * m->seq_len;
     m->eod_id = eod_id;
+    m->first_stage = shard->stage == 0;
+    m->last_stage = shard->stage == shard->stages - 1;
+    /* config_resolve checks that heads, kv heads and MLP widths divide by tp */
+    m->heads = c->heads / tp;
+    m->kv_heads = c->kv_heads / tp;
+    m->ffn = c->ffn / tp;
+    m->expert_ffn = c->moe.ffn / tp;
+    int64_t vocab_count;
+    split_range(c->vocab, shard->tp.rank, tp, &m->vocab_start, &vocab_count);
+    m->vocab = (int)vocab_count;
     m->head_dim = c->d_model / c->heads;
-    m->qkv_dim = (c->heads + 2 * c->kv_heads) * m->head_dim;
+    m->qkv_dim = (m->heads + 2 * m->kv_heads) * m->head_dim;
     m->is_moe = c->moe.experts > 0;
     int gated = c->activation == ACTIVATION_SWIGLU;
-    m->up_rows = gated ? 2 * c->ffn : c->ffn;
-    m->expert_up_rows = gated ? 2 * c->moe.ffn : c->moe.ffn;
-    m->shared_ffn = c->moe.shared_experts * c->moe.ffn;
+    m->up_rows = gated ? 2 * m->ffn : m->ffn;
+    m->expert_up_rows = gated ? 2 * m->expert_ffn : m->expert_ffn;
+    m->shared_ffn = c->moe.shared_experts * m->expert_ffn;
     m->shared_up_rows = gated ? 2 * m->shared_ffn : m->shared_ffn;
-    m->layers = calloc(c->layers, sizeof *m->layers);
-    m->acts = calloc(c->layers, sizeof *m->acts);
+    int slots = shard->slots, layers = shard->layers;
+    m->layers = calloc(layers ? layers : 1, sizeof *m->layers);
+    m->acts = calloc((size_t)slots * (layers ? layers : 1), sizeof *m->acts);
     if (!m->layers || !m->acts) return status_fail(st, "model: out of host memory");
     layout_model(m);
 
@@ -265,7 +384,7 @@ int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *
     if (!failed) carve(m, &device);
     int N = m->N, E = c->moe.experts, k = c->moe.top_k;
     size_t routed_rows = (size_t)N * (m->is_moe ? k : 0);
-    for (int i = 0; i < c->layers && m->is_moe; i++) {
+    for (int i = 0; i < slots * layers && m->is_moe; i++) {
         m->acts[i].routing = moe_routing_create(N, &c->moe);
         if (!m->acts[i].routing) failed = 1;
     }
@@ -294,7 +413,8 @@ void model_destroy(model *m) {
     const ops *o = m->ops;
     if (!o) return;
     if (m->device_arena) o->free(m->device_arena);
-    for (int i = 0; m->acts && i < m->cfg.layers; i++) moe_routing_destroy(m->acts[i].routing);
+    for (int i = 0; m->acts && i < m->shard.slots * m->shard.layers; i++)
+        moe_routing_destroy(m->acts[i].routing);
     free(m->acts);
     free(m->layers);
     free(m->params);
@@ -315,26 +435,55 @@ const param_tensor *model_find_param(const model *m, const char *name) {
     return NULL;
 }
 
+/* Copies this rank's part of a global tensor (row-major, p->global_shape) into dst. */
+static void copy_shard(const param_tensor *p, const float *global, float *dst) {
+    if (p->shard_dim < 0) {
+        memcpy(dst, global, sizeof *dst * p->count);
+    } else if (p->shard_dim == 0) {
+        size_t row = p->ndim > 1 ? (size_t)p->global_shape[1] : 1;
+        memcpy(dst, global + (size_t)p->shard_offset * row, sizeof *dst * p->count);
+    } else {
+        for (int64_t r = 0; r < p->shape[0]; r++)
+            memcpy(dst + (size_t)r * p->shape[1],
+                   global + (size_t)r * p->global_shape[1] + p->shard_offset,
+                   sizeof *dst * (size_t)p->shape[1]);
+    }
+}
+
 void model_init_weights(model *m, uint64_t seed) {
-    float *host = malloc(sizeof *host * m->total_params);
+    float *host = malloc(sizeof *host * (m->total_params ? m->total_params : 1));
     random_state rng;
     random_seed(&rng, seed);
     double std = m->cfg.init_std, output_std = std / sqrt(2.0 * m->cfg.layers);
-    /* in declaration order, so the stream does not depend on the memory layout */
-    for (int i = 0; i < m->param_count; i++) {
-        const param_tensor *p = &m->params[i];
-        float *w = host + p->offset;
-        for (size_t j = 0; j < p->count; j++) {
-            switch (p->init) {
-            case INIT_NORMAL: w[j] = (float)(std * random_normal(&rng)); break;
-            case INIT_NORMAL_OUTPUT: w[j] = (float)(output_std * random_normal(&rng)); break;
-            case INIT_ONES: w[j] = 1.0f; break;
-            case INIT_ZEROS: w[j] = 0.0f; break;
-            case INIT_XIELU_ALPHA: w[j] = (float)log(expm1(j == 0 ? 0.8 : 0.8 - 0.5)); break;
+    /* The stream runs over the whole model in declaration order, so every rank draws the
+     * values of the single-rank model and keeps its own part. */
+    layout_plan whole = {0, 1, 0, m->cfg.layers, 1, 1};
+    layer_offsets *layers = calloc(m->cfg.layers ? m->cfg.layers : 1, sizeof *layers);
+    layout_builder b;
+    size_t unused[6];
+    layout_build(&b, &m->cfg, &whole, layers, &unused[0], &unused[1], &unused[2], &unused[3],
+                 &unused[4], &unused[5]);
+    size_t largest = 1;
+    for (int i = 0; i < b.count; i++) largest = b.params[i].count > largest ? b.params[i].count : largest;
+    float *values = malloc(sizeof *values * largest);
+    for (int i = 0; i < b.count; i++) {
+        const param_tensor *g = &b.params[i];
+        for (size_t j = 0; j < g->count; j++) {
+            switch (g->init) {
+            case INIT_NORMAL: values[j] = (float)(std * random_normal(&rng)); break;
+            case INIT_NORMAL_OUTPUT: values[j] = (float)(output_std * random_normal(&rng)); break;
+            case INIT_ONES: values[j] = 1.0f; break;
+            case INIT_ZEROS: values[j] = 0.0f; break;
+            case INIT_XIELU_ALPHA: values[j] = (float)log(expm1(j == 0 ? 0.8 : 0.8 - 0.5)); break;
             }
         }
+        const param_tensor *p = model_find_param(m, g->name);
+        if (p) copy_shard(p, values, host + p->offset);
     }
     m->ops->float_to_master(m->master, host, m->total_params);
+    free(values);
+    free(b.params);
+    free(layers);
     free(host);
     model_sync_compute_weights(m);
 }
@@ -358,6 +507,21 @@ static void *grad(const model *m, size_t offset) {
 }
 static void *act_row(const model *m, void *base, size_t row, size_t width) {
     return (char *)base + row * width * m->ops->act_bytes;
+}
+static layer_activations *layer_acts(const model *m, int slot, int layer) {
+    return &m->acts[(size_t)slot * m->shard.layers + layer];
+}
+/* The bias of a row-parallel projection is added once, after the partial sums: by rank 0. */
+static void *row_parallel_bias(const model *m, size_t offset) {
+    return m->shard.tp.rank == 0 ? weight(m, offset) : NULL;
+}
+
+/* Sums of partial results over the tensor-parallel ranks. */
+static void tp_sum_act(const model *m, void *buffer, size_t count) {
+    if (m->shard.tp.size > 1) m->shard.tp.sum_act(m->shard.tp.context, buffer, count);
+}
+static void tp_sum_master(const model *m, void *buffer, size_t count) {
+    if (m->shard.tp.size > 1) m->shard.tp.sum_master(m->shard.tp.context, buffer, count);
 }
 
 /* ------------------------------------------------------- building blocks -- */
@@ -421,7 +585,8 @@ static void mlp_forward(const model *m, const mlp_weights *w, void *out, void *p
     int d = m->cfg.d_model;
     o->matmul_forward(pre, inp, weight(m, w->up), weight(m, w->up_bias), rows, d, w->up_rows);
     activation_forward(m, hidden, pre, rows, w->F, w->alpha);
-    o->matmul_forward(out, hidden, weight(m, w->down), weight(m, w->down_bias), rows, w->F, d);
+    o->matmul_forward(out, hidden, weight(m, w->down), row_parallel_bias(m, w->down_bias), rows,
+                      w->F, d);
 }
 
 /* dinp = d(inp) (overwritten); uses dpre/dhidden as scratch */
@@ -438,7 +603,7 @@ static void mlp_backward(const model *m, const mlp_weights *w, void *dinp, void 
 }
 
 static mlp_weights dense_mlp(const model *m, const layer_offsets *L) {
-    mlp_weights w = {L->w_up, L->b_up, L->w_down, L->b_down, L->xielu_alpha, m->cfg.ffn, m->up_rows};
+    mlp_weights w = {L->w_up, L->b_up, L->w_down, L->b_down, L->xielu_alpha, m->ffn, m->up_rows};
     return w;
 }
 
@@ -450,10 +615,10 @@ static mlp_weights shared_mlp(const model *m, const layer_offsets *L) {
 
 static mlp_weights expert_mlp(const model *m, const layer_offsets *L, int e) {
     /* up [expert_up_rows][d] then down [d][ffn] */
-    size_t stride = (size_t)(m->expert_up_rows + m->cfg.moe.ffn) * m->cfg.d_model;
+    size_t stride = (size_t)(m->expert_up_rows + m->expert_ffn) * m->cfg.d_model;
     size_t up = L->experts + (size_t)e * stride;
     mlp_weights w = {up, ABSENT, up + (size_t)m->expert_up_rows * m->cfg.d_model, ABSENT, ABSENT,
-                     m->cfg.moe.ffn, m->expert_up_rows};
+                     m->expert_ffn, m->expert_up_rows};
     return w;
 }
 
@@ -485,11 +650,13 @@ static void from_host_double(const model *m, void *dst, const double *host, size
     from_float(dst, m->host_router_staging, n);
 }
 
-/* out [N][d] = Σ gates · experts(x) (+ shared experts(x)), x = mlp_norm_out */
-static void moe_forward(model *m, int layer, void *out) {
+/* out [N][d] = Σ gates · experts(x) (+ shared experts(x)), x = mlp_norm_out. With tensor
+ * parallelism every rank routes identically (same input, same router) and holds a slice of
+ * every expert's hidden units, so out is summed over the ranks once at the end. */
+static void moe_forward(model *m, int slot, int layer, void *out) {
     const ops *o = m->ops;
     const layer_offsets *L = &m->layers[layer];
-    layer_activations *a = &m->acts[layer];
+    layer_activations *a = layer_acts(m, slot, layer);
     moe_routing *r = a->routing;
     int N = m->N, d = m->cfg.d_model, E = r->E, k = r->k;
     o->matmul_forward(a->router_logits, a->mlp_norm_out, weight(m, L->router), NULL, N, d, E);
@@ -517,13 +684,16 @@ static void moe_forward(model *m, int layer, void *out) {
         mlp_forward(m, &w, m->dnorm, a->mlp_pre, a->mlp_act, a->mlp_norm_out, N);
         o->accumulate(out, m->dnorm, (size_t)N * d);
     }
+    tp_sum_act(m, out, (size_t)N * d);
 }
 
-/* m->dnorm = d(mlp_norm_out) given dout = d(out) */
-static void moe_backward(model *m, int layer, const void *dout) {
+/* m->dnorm = d(mlp_norm_out) given dout = d(out). Under tensor parallelism the experts' share
+ * of dnorm and the gate gradients are partial sums; the router's share is computed from the
+ * summed gate gradients, identically on every rank, so it is added after the sum. */
+static void moe_backward(model *m, int slot, int layer, const void *dout) {
     const ops *o = m->ops;
     const layer_offsets *L = &m->layers[layer];
-    layer_activations *a = &m->acts[layer];
+    layer_activations *a = layer_acts(m, slot, layer);
     const moe_routing *r = a->routing;
     int N = m->N, d = m->cfg.d_model, E = r->E, k = r->k;
     if (m->shared_ffn > 0) {
@@ -547,6 +717,8 @@ static void moe_backward(model *m, int layer, const void *dout) {
                      rows);
     }
     o->scatter_add_rows(m->dnorm, m->dexpert_in, a->row_token, r->rows, d);
+    tp_sum_act(m, m->dnorm, (size_t)N * d);
+    tp_sum_master(m, m->dgates, (size_t)N * k);
     /* the router: gates and the auxiliary losses */
     to_host_double(m, m->host_dgates, m->dgates, (size_t)N * k, o->master_bytes,
                    o->master_to_float);
@@ -560,13 +732,15 @@ static void moe_backward(model *m, int layer, const void *dout) {
 
 /* -------------------------------------------------------------- layers ---- */
 
-static void layer_forward(model *m, int i, void *out) {
+static void layer_forward(model *m, int slot, int i, void *out) {
     const ops *o = m->ops;
     const model_config *c = &m->cfg;
     const layer_offsets *L = &m->layers[i];
-    layer_activations *a = &m->acts[i];
-    int N = m->N, d = c->d_model, H = c->heads, KV = c->kv_heads, hd = m->head_dim;
+    layer_activations *a = layer_acts(m, slot, i);
+    int N = m->N, d = c->d_model, H = m->heads, KV = m->kv_heads, hd = m->head_dim;
     size_t nd = (size_t)N * d;
+    const int32_t *positions = m->positions + (size_t)slot * N;
+    const int32_t *doc_start = m->doc_start + (size_t)slot * N;
 
     norm_forward(m, a->attn_norm_out, a->attn_norm_mean, a->attn_norm_rstd, a->resid_in,
                  L->attn_norm_w, L->attn_norm_b);
@@ -577,38 +751,46 @@ static void layer_forward(model *m, int i, void *out) {
                            weight(m, L->k_norm), N, H, KV, hd, (float)c->norm_eps);
     else
         o->copy_device(a->qkv, a->qkv_pre, (size_t)N * m->qkv_dim * o->act_bytes);
-    if (c->arch == ARCH_LLAMA) o->rope_forward(a->qkv, m->positions, N, H, KV, hd, (float)c->rope_theta);
-    o->attention_forward(a->attn_out, a->attn_lse, a->qkv, c->document_masking ? m->doc_start : NULL,
+    if (c->arch == ARCH_LLAMA) o->rope_forward(a->qkv, positions, N, H, KV, hd, (float)c->rope_theta);
+    o->attention_forward(a->attn_out, a->attn_lse, a->qkv, c->document_masking ? doc_start : NULL,
                          m->micro_batch, m->seq_len, H, KV, hd);
-    o->matmul_forward(m->scratch_d, a->attn_out, weight(m, L->wo), weight(m, L->bo), N, H * hd, d);
+    o->matmul_forward(m->scratch_d, a->attn_out, weight(m, L->wo), row_parallel_bias(m, L->bo), N,
+                      H * hd, d);
+    tp_sum_act(m, m->scratch_d, nd);
     o->add(a->resid_mid, a->resid_in, m->scratch_d, nd);
 
     norm_forward(m, a->mlp_norm_out, a->mlp_norm_mean, a->mlp_norm_rstd, a->resid_mid,
                  L->mlp_norm_w, L->mlp_norm_b);
     if (m->is_moe) {
-        moe_forward(m, i, m->scratch_d);
+        moe_forward(m, slot, i, m->scratch_d);
     } else {
         mlp_weights w = dense_mlp(m, L);
         mlp_forward(m, &w, m->scratch_d, a->mlp_pre, a->mlp_act, a->mlp_norm_out, N);
+        tp_sum_act(m, m->scratch_d, nd);
     }
     o->add(out, a->resid_mid, m->scratch_d, nd);
 }
 
-/* On entry m->dresid = d(layer output); on exit m->dresid = d(layer input). */
-static void layer_backward(model *m, int i) {
+/* On entry m->dresid = d(layer output); on exit m->dresid = d(layer input). Under tensor
+ * parallelism the gradients of the norms' outputs are partial sums until reduced. */
+static void layer_backward(model *m, int slot, int i) {
     const ops *o = m->ops;
     const model_config *c = &m->cfg;
     const layer_offsets *L = &m->layers[i];
-    layer_activations *a = &m->acts[i];
-    int N = m->N, d = c->d_model, H = c->heads, KV = c->kv_heads, hd = m->head_dim;
+    layer_activations *a = layer_acts(m, slot, i);
+    int N = m->N, d = c->d_model, H = m->heads, KV = m->kv_heads, hd = m->head_dim;
+    size_t nd = (size_t)N * d;
+    const int32_t *positions = m->positions + (size_t)slot * N;
+    const int32_t *doc_start = m->doc_start + (size_t)slot * N;
 
     /* MLP half: the residual passes dresid through; the norm adds its share */
     if (m->is_moe) {
-        moe_backward(m, i, m->dresid);
+        moe_backward(m, slot, i, m->dresid);
     } else {
         mlp_weights w = dense_mlp(m, L);
         mlp_backward(m, &w, m->dnorm, m->dmlp_pre, m->dmlp_act, m->dresid, a->mlp_pre, a->mlp_act,
                      a->mlp_norm_out, N);
+        tp_sum_act(m, m->dnorm, nd);
     }
     norm_backward(m, m->dresid, m->dnorm, a->resid_mid, a->mlp_norm_mean, a->mlp_norm_rstd,
                   L->mlp_norm_w, L->mlp_norm_b);
@@ -618,9 +800,9 @@ static void layer_backward(model *m, int i) {
     o->matmul_backward(m->dattn, grad(m, L->wo), grad(m, L->bo), m->dresid, a->attn_out,
                        weight(m, L->wo), N, H * hd, d);
     o->attention_backward(dqkv, m->dattn, a->qkv, a->attn_out, a->attn_lse,
-                          c->document_masking ? m->doc_start : NULL, m->micro_batch, m->seq_len,
+                          c->document_masking ? doc_start : NULL, m->micro_batch, m->seq_len,
                           H, KV, hd);
-    if (c->arch == ARCH_LLAMA) o->rope_backward(dqkv, m->positions, N, H, KV, hd, (float)c->rope_theta);
+    if (c->arch == ARCH_LLAMA) o->rope_backward(dqkv, positions, N, H, KV, hd, (float)c->rope_theta);
     if (c->qk_norm) {
         o->qk_norm_backward(dqkv_pre, grad(m, L->q_norm), grad(m, L->k_norm), dqkv, a->qkv_pre,
                             weight(m, L->q_norm), weight(m, L->k_norm), a->qk_rstd, N, H, KV, hd);
@@ -628,6 +810,7 @@ static void layer_backward(model *m, int i) {
     }
     o->matmul_backward(m->dnorm, grad(m, L->wqkv), grad(m, L->bqkv), dqkv, a->attn_norm_out,
                        weight(m, L->wqkv), N, d, m->qkv_dim);
+    tp_sum_act(m, m->dnorm, nd);
     norm_backward(m, m->dresid, m->dnorm, a->resid_in, a->attn_norm_mean, a->attn_norm_rstd,
                   L->attn_norm_w, L->attn_norm_b);
 }
@@ -650,50 +833,102 @@ static void document_positions(model *m, const int32_t *tokens) {
     }
 }
 
-void model_forward(model *m, const int32_t *tokens, const float *loss_weights, double moe_scale) {
+/* A token id in this rank's vocabulary slice, or -1 when another rank holds it. */
+static int32_t vocab_local(const model *m, int32_t token) {
+    int64_t local = token - m->vocab_start;
+    return local >= 0 && local < m->vocab ? (int32_t)local : -1;
+}
+
+void *model_stage_input(model *m, int slot) { return layer_acts(m, slot, 0)->resid_in; }
+void *model_stage_output(model *m, int slot) {
+    return act_row(m, m->stage_out, (size_t)slot * m->N, m->cfg.d_model);
+}
+void *model_stage_grad(model *m) { return m->dresid; }
+
+/* losses (master [N]) and, with weights, dlogits in place of the logits */
+static void loss_forward(model *m, int with_weights) {
+    const ops *o = m->ops;
+    int N = m->N, V = m->vocab;
+    void *weights = with_weights ? m->loss_weights : NULL;
+    if (m->shard.tp.size == 1) {
+        o->cross_entropy(m->logits, m->losses, m->targets, weights, N, V);
+        return;
+    }
+    const tensor_parallel *tp = &m->shard.tp;
+    o->vocab_parallel_max(m->row_max, m->logits, N, V);
+    tp->max_master(tp->context, m->row_max, N);
+    o->vocab_parallel_sum_exp(m->loss_stats, m->logits, m->row_max, m->targets, N, V);
+    tp->sum_master(tp->context, m->loss_stats, 2 * (size_t)N);
+    o->vocab_parallel_loss(m->logits, m->losses, m->row_max, m->loss_stats, m->targets, weights,
+                           N, V);
+}
+
+void model_stage_forward(model *m, int slot, const int32_t *tokens, const float *loss_weights,
+                         double moe_scale) {
     const ops *o = m->ops;
     const model_config *c = &m->cfg;
     int N = m->N, T = m->seq_len, d = c->d_model;
     int32_t *inputs = m->host_inputs, *targets = m->host_targets;
+    int32_t *slot_tokens = m->tokens + (size_t)slot * N;
     for (int b = 0; b < m->micro_batch; b++)
         for (int t = 0; t < T; t++) {
-            inputs[b * T + t] = tokens[(size_t)b * (T + 1) + t];
-            targets[b * T + t] = tokens[(size_t)b * (T + 1) + t + 1];
+            inputs[b * T + t] = vocab_local(m, tokens[(size_t)b * (T + 1) + t]);
+            targets[b * T + t] = vocab_local(m, tokens[(size_t)b * (T + 1) + t + 1]);
         }
     document_positions(m, tokens);
-    o->copy_to_device(m->tokens, inputs, sizeof *inputs * N);
-    o->copy_to_device(m->targets, targets, sizeof *targets * N);
-    o->copy_to_device(m->positions, m->host_positions, sizeof(int32_t) * N);
-    o->copy_to_device(m->doc_start, m->host_doc_start, sizeof(int32_t) * N);
+    o->copy_to_device(slot_tokens, inputs, sizeof *inputs * N);
+    o->copy_to_device(m->positions + (size_t)slot * N, m->host_positions, sizeof(int32_t) * N);
+    o->copy_to_device(m->doc_start + (size_t)slot * N, m->host_doc_start, sizeof(int32_t) * N);
     m->aux_loss = m->z_loss = 0;
     m->moe_scale = moe_scale;
 
-    o->embedding_forward(m->acts[0].resid_in, m->tokens, m->positions, weight(m, m->embed_tokens),
-                         weight(m, m->embed_positions), N, d);
-    for (int i = 0; i < c->layers; i++)
-        layer_forward(m, i, i + 1 < c->layers ? m->acts[i + 1].resid_in : m->resid_out);
-    norm_forward(m, m->final_norm_out, m->final_norm_mean, m->final_norm_rstd, m->resid_out,
+    int layers = m->shard.layers;
+    if (m->first_stage) {
+        void *first = layers > 0 ? layer_acts(m, slot, 0)->resid_in : model_stage_output(m, slot);
+        o->embedding_forward(first, slot_tokens, m->positions + (size_t)slot * N,
+                             weight(m, m->embed_tokens), row_parallel_bias(m, m->embed_positions),
+                             N, d);
+        tp_sum_act(m, first, (size_t)N * d);
+    }
+    for (int i = 0; i < layers; i++)
+        layer_forward(m, slot, i,
+                      i + 1 < layers ? layer_acts(m, slot, i + 1)->resid_in : model_stage_output(m, slot));
+    if (!m->last_stage) return;
+    void *out = model_stage_output(m, slot);
+    norm_forward(m, m->final_norm_out, m->final_norm_mean, m->final_norm_rstd, out,
                  m->final_norm_w, m->final_norm_b);
-    o->matmul_forward(m->logits, m->final_norm_out, weight(m, m->lm_head), NULL, N, d, c->vocab);
+    o->matmul_forward(m->logits, m->final_norm_out, weight(m, m->lm_head), NULL, N, d, m->vocab);
+    o->copy_to_device(m->targets, targets, sizeof *targets * N);
     if (loss_weights) o->float_to_master(m->loss_weights, loss_weights, N);
-    o->cross_entropy(m->logits, m->losses, m->targets, loss_weights ? m->loss_weights : NULL, N,
-                     c->vocab);
+    loss_forward(m, loss_weights != NULL);
     o->master_to_float(m->host_losses, m->losses, N);
 }
 
-void model_backward(model *m) {
+void model_stage_backward(model *m, int slot) {
     const ops *o = m->ops;
     const model_config *c = &m->cfg;
     int N = m->N, d = c->d_model;
-    o->matmul_backward(m->dnorm, grad(m, m->lm_head), NULL, m->logits, m->final_norm_out,
-                       weight(m, m->lm_head), N, d, c->vocab);
-    o->zero(m->dresid, (size_t)N * d * o->act_bytes);
-    norm_backward(m, m->dresid, m->dnorm, m->resid_out, m->final_norm_mean, m->final_norm_rstd,
-                  m->final_norm_w, m->final_norm_b);
-    for (int i = c->layers - 1; i >= 0; i--) layer_backward(m, i);
-    o->embedding_backward(grad(m, m->embed_tokens), grad(m, m->embed_positions), m->dresid,
-                          m->tokens, m->positions, N, d);
+    size_t nd = (size_t)N * d;
+    if (m->last_stage) {
+        o->matmul_backward(m->dnorm, grad(m, m->lm_head), NULL, m->logits, m->final_norm_out,
+                           weight(m, m->lm_head), N, d, m->vocab);
+        tp_sum_act(m, m->dnorm, nd);
+        o->zero(m->dresid, nd * o->act_bytes);
+        norm_backward(m, m->dresid, m->dnorm, model_stage_output(m, slot), m->final_norm_mean,
+                      m->final_norm_rstd, m->final_norm_w, m->final_norm_b);
+    }
+    for (int i = m->shard.layers - 1; i >= 0; i--) layer_backward(m, slot, i);
+    /* the position table is replicated: every rank computes its (identical) gradient */
+    if (m->first_stage)
+        o->embedding_backward(grad(m, m->embed_tokens), grad(m, m->embed_positions), m->dresid,
+                              m->tokens + (size_t)slot * N, m->positions + (size_t)slot * N, N, d);
 }
+
+void model_forward(model *m, const int32_t *tokens, const float *loss_weights, double moe_scale) {
+    model_stage_forward(m, 0, tokens, loss_weights, moe_scale);
+}
+
+void model_backward(model *m) { model_stage_backward(m, 0); }
 
 double model_flops_per_token(const model *m) {
     const model_config *c = &m->cfg;
@@ -705,7 +940,7 @@ double model_flops_per_token(const model *m) {
         active += (double)p->count;
     }
     if (m->is_moe) {
-        double per_expert = (double)(m->expert_up_rows + c->moe.ffn) * c->d_model;
+        double per_expert = (double)(m->expert_up_rows + m->expert_ffn) * c->d_model;
         active -= c->layers * per_expert * (c->moe.experts - c->moe.top_k);
     }
     return 6.0 * active + 6.0 * c->layers * c->d_model * m->seq_len;

@@ -9,7 +9,17 @@
  * Parameters are named as in checkpoints (`layers.0.attn.wq`).
  * `model_forward` runs one micro-batch and, given loss weights, leaves
  * dlogits ready; `model_backward` accumulates weight gradients (+=).
- * Model code never branches on the device: everything goes through `ops`. */
+ * Model code never branches on the device: everything goes through `ops`.
+ *
+ * Parallel shards (`model_create_shard`): a model may hold one pipeline stage (a contiguous
+ * range of layers; the embedding on the first stage, final norm and head on the last) and one
+ * tensor-parallel slice (Megatron's layout: column-parallel q/k/v and up/gate, row-parallel
+ * output and down projections, vocabulary-parallel embedding, head and cross-entropy, norms
+ * replicated). Tensors keep their global names; `param_tensor` says which slice of the global
+ * tensor this rank holds. The tensor-parallel all-reduces go through `tensor_parallel`, so the
+ * model knows nothing about communicators. A stage keeps `slots` sets of activations, one per
+ * micro-batch in flight (the 1F1B schedule needs stages - stage). Weights are initialised from
+ * the global parameter order, so every layout starts from the single-rank model's weights. */
 #ifndef CAIRN_MODEL_H
 #define CAIRN_MODEL_H
 
@@ -31,12 +41,37 @@ typedef enum {
 typedef struct param_tensor {
     char name[96];
     int ndim;
-    int64_t shape[3];
+    int64_t shape[3];         /* this rank's part */
+    int64_t global_shape[3];  /* the whole tensor (as in checkpoints) */
+    int shard_dim;            /* -1: whole tensor here; else split along this dimension ... */
+    int64_t shard_offset;     /* ... and this rank's part starts here along it */
     size_t offset;  /* in elements, into the parameter arenas */
     size_t count;
     int decay;      /* weight decay applies */
     param_init init;
+    int tp_partial;     /* each tensor-parallel rank holds a partial gradient: sum over tp */
+    int counts_in_norm; /* this rank's copy counts in the global gradient norm (not a replica) */
+    int stage_copy;     /* the last stage's copy of tied embeddings: gradients summed with the
+                           first stage's */
 } param_tensor;
+
+/* The tensor-parallel group as the model needs it: all-reduces of backend buffers over its
+ * ranks (sum of act or master elements, max of master elements). Unused when size is 1. */
+typedef struct tensor_parallel {
+    int rank, size;
+    void *context;
+    void (*sum_act)(void *context, void *buffer, size_t count);
+    void (*sum_master)(void *context, void *buffer, size_t count);
+    void (*max_master)(void *context, void *buffer, size_t count);
+} tensor_parallel;
+
+/* This rank's part of the model. */
+typedef struct model_shard {
+    tensor_parallel tp;
+    int stage, stages;      /* pipeline stage of this rank, and their number */
+    int first_layer, layers;  /* the stage's layers: [first_layer, first_layer + layers) */
+    int slots;              /* activation sets for micro-batches in flight */
+} model_shard;
 
 /* Offsets (in elements) of one layer's tensors; SIZE_MAX when absent. Gate and
  * up projections (and q, k, v) are adjacent so one GEMM computes them. */
@@ -76,16 +111,21 @@ typedef struct layer_activations {
 
 typedef struct model {
     const ops *ops;
-    model_config cfg;
+    model_config cfg;   /* the whole model */
+    model_shard shard;
     int micro_batch, seq_len, N;  /* N = micro_batch * seq_len */
+    /* this rank's tensor-parallel slice: heads, kv heads, MLP widths, vocabulary rows */
+    int heads, kv_heads, ffn, expert_ffn, vocab;
+    int64_t vocab_start;
     int head_dim, qkv_dim, up_rows, expert_up_rows, shared_ffn, shared_up_rows;
     int is_moe;
+    int first_stage, last_stage;  /* holds the embedding / the final norm, head and loss */
 
     int param_count;
     param_tensor *params;
     size_t total_params, decayed_params;  /* decayed tensors occupy [0, decayed_params) */
     size_t embed_tokens, embed_positions, final_norm_w, final_norm_b, lm_head;
-    layer_offsets *layers;
+    layer_offsets *layers;  /* [shard.layers] */
 
     void *device_arena;   /* the one allocation every device buffer below is carved from */
     size_t device_bytes;
@@ -93,12 +133,14 @@ typedef struct model {
     void *grads;     /* gradients [total_params] (master type) */
     void *compute;   /* compute-dtype weights (== master when the backend aliases) */
 
-    /* activations (act unless noted) */
-    int32_t *tokens, *targets, *positions, *doc_start;  /* device [N] */
+    /* activations (act unless noted); per slot: tokens, positions, doc_start, acts, stage_out */
+    int32_t *tokens, *targets, *positions, *doc_start;  /* device [slots][N] */
     void *loss_weights;  /* master [N] */
     void *losses;        /* master [N] */
-    layer_activations *acts;
-    void *resid_out;     /* [N][d] output of the last layer */
+    void *row_max, *loss_stats;  /* master [N], [2N]: vocabulary-parallel cross-entropy */
+    layer_activations *acts;  /* [slots][shard.layers] */
+    void *stage_out;     /* [slots][N][d] output of the stage's last layer */
+    void *resid_out;     /* [N][d] output of the last layer (slot 0's stage_out) */
     void *final_norm_out, *final_norm_mean, *final_norm_rstd;
     void *logits;        /* [N][V], becomes dlogits */
     void *scratch_d;     /* [N][d] projection outputs / gradient scratch */
@@ -115,7 +157,7 @@ typedef struct model {
     /* host staging for one micro-batch */
     int32_t *host_positions, *host_doc_start;
     float *host_losses;
-    int32_t *host_inputs, *host_targets;
+    int32_t *host_inputs, *host_targets;  /* targets: index in this rank's vocabulary slice or -1 */
     int eod_id;
 
     /* MoE statistics of the last forward pass */
@@ -123,6 +165,15 @@ typedef struct model {
 } model;
 
 int model_create(model *m, const ops *o, const config *c, int eod_id, status *st);
+/* The parameter table model_create would lay out for `c` (names, shapes, offsets), without
+ * allocating the model: *params is malloc'd, free it. */
+int model_param_layout(const config *c, param_tensor **params, int *count, status *st);
+/* The part of the model that `shard` describes (model_create: the whole model, one slot). */
+int model_create_shard(model *m, const ops *o, const config *c, int eod_id,
+                       const model_shard *shard, status *st);
+/* Layers of pipeline stage `stage` of `stages`: contiguous and as even as possible, earlier
+ * stages taking the extra layers. */
+void model_stage_layers(int layers, int stage, int stages, int *first, int *count);
 void model_destroy(model *m);
 /* Initializes the master weights from seed (host RNG, identical on every backend). */
 void model_init_weights(model *m, uint64_t seed);
@@ -137,6 +188,17 @@ const param_tensor *model_find_param(const model *m, const char *name);
  * losses' gradients (1 / number of micro-batches in the global batch). */
 void model_forward(model *m, const int32_t *tokens, const float *loss_weights, double moe_scale);
 void model_backward(model *m);
+/* The same for one pipeline stage and activation slot. A stage other than the first reads its
+ * input from model_stage_input(m, slot), which the caller fills before the forward pass; a stage
+ * other than the last leaves its output in model_stage_output(m, slot). Backward: a stage other
+ * than the last expects d(output) in model_stage_grad(m); a stage other than the first leaves
+ * d(input) there. Buffers hold N × d_model act elements. */
+void model_stage_forward(model *m, int slot, const int32_t *tokens, const float *loss_weights,
+                         double moe_scale);
+void model_stage_backward(model *m, int slot);
+void *model_stage_input(model *m, int slot);
+void *model_stage_output(model *m, int slot);
+void *model_stage_grad(model *m);
 void model_zero_grads(model *m);
 
 /* Model FLOPs per token of a training step (6 · active matmul params + attention),

@@ -9,9 +9,13 @@ void CPU_FN(embedding_forward)(void *out_, const int32_t *tokens, const int32_t 
 #pragma omp parallel for schedule(static) if ((size_t)N * C >= PARALLEL_MIN_ELEMENTS)
     for (int n = 0; n < N; n++) {
         real *o = out + (size_t)n * C;
+        const real *p = wpe ? wpe + (size_t)positions[n] * C : NULL;
+        if (tokens[n] < 0) {
+            for (int c = 0; c < C; c++) o[c] = p ? p[c] : 0;
+            continue;
+        }
         const real *t = wte + (size_t)tokens[n] * C;
-        if (wpe) {
-            const real *p = wpe + (size_t)positions[n] * C;
+        if (p) {
             for (int c = 0; c < C; c++) o[c] = t[c] + p[c];
         } else {
             for (int c = 0; c < C; c++) o[c] = t[c];

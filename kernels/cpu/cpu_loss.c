@@ -34,3 +34,39 @@ void CPU_FN(cross_entropy)(void *logits_, void *losses_, const int32_t *targets,
         }
     }
 }
+
+void CPU_FN(vocab_parallel_max)(void *row_max_, const void *logits_, int N, int V) {
+    real *row_max = row_max_;
+    const real *logits = logits_;
+    for (int n = 0; n < N; n++) row_max[n] = CPU_FN(max)(logits + (size_t)n * V, (size_t)V);
+}
+
+void CPU_FN(vocab_parallel_sum_exp)(void *stats_, const void *logits_, const void *row_max_,
+                                    const int32_t *targets, int N, int V) {
+    real *stats = stats_;
+    const real *logits = logits_, *row_max = row_max_;
+#pragma omp parallel for schedule(static) if ((size_t)N * V >= PARALLEL_MIN_ELEMENTS)
+    for (int n = 0; n < N; n++) {
+        const real *x = logits + (size_t)n * V;
+        double sum = 0;
+        for (int v = 0; v < V; v++) sum += rexp(x[v] - row_max[n]);
+        stats[n] = (real)sum;
+        stats[N + n] = targets[n] >= 0 ? x[targets[n]] : 0;
+    }
+}
+
+void CPU_FN(vocab_parallel_loss)(void *logits_, void *losses_, const void *row_max_,
+                                 const void *stats_, const int32_t *targets, const void *weights_,
+                                 int N, int V) {
+    real *logits = logits_, *losses = losses_;
+    const real *row_max = row_max_, *stats = stats_, *weights = weights_;
+#pragma omp parallel for schedule(static) if ((size_t)N * V >= PARALLEL_MIN_ELEMENTS)
+    for (int n = 0; n < N; n++) {
+        losses[n] = row_max[n] + rlog(stats[n]) - stats[N + n];
+        if (!weights) continue;
+        real *x = logits + (size_t)n * V;
+        real factor = weights[n] / stats[n];
+        for (int v = 0; v < V; v++) x[v] = rexp(x[v] - row_max[n]) * factor;
+        if (targets[n] >= 0) x[targets[n]] -= weights[n];
+    }
+}

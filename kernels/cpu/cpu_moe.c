@@ -24,6 +24,7 @@ void CPU_FN(scatter_add_rows)(void *out_, const void *inp_, const int32_t *rows,
         int c0 = block * COLUMN_BLOCK;
         int width = C - c0 < COLUMN_BLOCK ? C - c0 : COLUMN_BLOCK;
         for (int i = 0; i < n_inp; i++) {
+            if (rows[i] < 0) continue;
             real *dst = out + (size_t)rows[i] * C + c0;
             const real *src = inp + (size_t)i * C + c0;
             for (int c = 0; c < width; c++) dst[c] += src[c];

@@ -161,6 +161,12 @@ double CPU_FN(sum_squares)(const void *x, size_t n);
 
 void CPU_FN(cross_entropy)(void *logits, void *losses, const int32_t *targets,
                            const void *weights, int N, int V);
+void CPU_FN(vocab_parallel_max)(void *row_max, const void *logits, int N, int V);
+void CPU_FN(vocab_parallel_sum_exp)(void *stats, const void *logits, const void *row_max,
+                                    const int32_t *targets, int N, int V);
+void CPU_FN(vocab_parallel_loss)(void *logits, void *losses, const void *row_max,
+                                 const void *stats, const int32_t *targets, const void *weights,
+                                 int N, int V);
 
 void CPU_FN(gather_rows)(void *out, const void *inp, const int32_t *rows, int n_out, int C);
 void CPU_FN(scatter_add_rows)(void *out, const void *inp, const int32_t *rows, int n_inp, int C);

@@ -202,6 +202,11 @@ void cuda_moe_combine_backward(void *dexpert_out, void *dgates, const void *dout
 /* loss.cu */
 void cuda_cross_entropy(void *logits, void *losses, const int32_t *targets, const void *weights,
                         int N, int V);
+void cuda_vocab_parallel_max(void *row_max, const void *logits, int N, int V);
+void cuda_vocab_parallel_sum_exp(void *stats, const void *logits, const void *row_max,
+                                 const int32_t *targets, int N, int V);
+void cuda_vocab_parallel_loss(void *logits, void *losses, const void *row_max, const void *stats,
+                              const int32_t *targets, const void *weights, int N, int V);
 /* optim.cu */
 void cuda_adamw_update(void *param, const void *grad, void *m, void *v, size_t n, float lr,
                        float beta1, float beta2, float eps, float weight_decay,

@@ -20,7 +20,12 @@ __global__ void embedding_forward_kernel(bf16 *out, const int32_t *tokens,
     if (i >= (size_t)N * C) return;
     size_t n = i / C, c = i % C;
     float x[VEC];
-    vec_io<VEC>::load(x, wte + (size_t)tokens[n] * C + c);
+    if (tokens[n] >= 0) {
+        vec_io<VEC>::load(x, wte + (size_t)tokens[n] * C + c);
+    } else {
+#pragma unroll
+        for (int j = 0; j < VEC; j++) x[j] = 0.0f; /* another tensor-parallel rank's token */
+    }
     if (wpe) {
         float p[VEC];
         vec_io<VEC>::load(p, wpe + (size_t)positions[n] * C + c);
@@ -50,7 +55,7 @@ __global__ void embedding_backward_kernel(float *dwte, float *dwpe, const bf16 *
     if (i >= (size_t)N * C) return;
     size_t n = i / C, c = i % C;
     float g = __bfloat162float(dout[i]);
-    atomicAdd(dwte + (size_t)tokens[n] * C + c, g);
+    if (tokens[n] >= 0) atomicAdd(dwte + (size_t)tokens[n] * C + c, g);
     if (dwpe) atomicAdd(dwpe + (size_t)positions[n] * C + c, g);
 }
 
@@ -95,6 +100,7 @@ __global__ void scatter_add_rows_kernel(bf16 *out, const bf16 *inp, const int32_
     size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * (PAIRED ? 2 : 1);
     if (i >= (size_t)n_inp * C) return;
     size_t r = i / C, c = i % C;
+    if (rows[r] < 0) return;
     bf16 *dst = out + (size_t)rows[r] * C + c;
     if (PAIRED)
         atomicAdd(reinterpret_cast<__nv_bfloat162 *>(dst),

@@ -552,6 +552,50 @@ static void test_add(harness *h, size_t n) {
     tensor_free(h, &out);
 }
 
+/* The three vocabulary-parallel passes on one rank's slice (every 3rd target held by another
+ * rank: -1), CPU against GPU, with the reductions between passes trivially local. */
+static void test_vocab_parallel_cross_entropy(harness *h, int N, int V) {
+    char name[64];
+    tensor logits = tensor_random_new(h, (size_t)N * V, ACT, 2.0);
+    tensor losses = tensor_new(h, N, MASTER), weights = tensor_new(h, N, MASTER);
+    tensor row_max = tensor_new(h, N, MASTER), stats = tensor_new(h, 2 * (size_t)N, MASTER);
+    float *w = host_alloc(N * sizeof(float));
+    int32_t *t = host_alloc(N * sizeof(int32_t));
+    for (int n = 0; n < N; n++) {
+        w[n] = (float)random_uniform(&h->rng);
+        t[n] = n % 3 == 2 ? -1 : (int32_t)random_below(&h->rng, V);
+    }
+    tensor_set(h, &weights, w);
+    index_buffer targets = index_new(h, t, N);
+    free(w);
+    free(t);
+    tensor_poison(h, &losses);
+    tensor_poison(h, &row_max);
+    tensor_poison(h, &stats);
+    h->cpu->vocab_parallel_max(row_max.cpu, logits.cpu, N, V);
+    h->gpu->vocab_parallel_max(row_max.gpu, logits.gpu, N, V);
+    snprintf(name, sizeof name, "vocab_parallel_max V=%d", V);
+    check(h, name, &row_max, 0, 0);
+    h->cpu->vocab_parallel_sum_exp(stats.cpu, logits.cpu, row_max.cpu, targets.cpu, N, V);
+    h->gpu->vocab_parallel_sum_exp(stats.gpu, logits.gpu, row_max.gpu, targets.gpu, N, V);
+    snprintf(name, sizeof name, "vocab_parallel_sum_exp V=%d", V);
+    check(h, name, &stats, 1e-5, 1e-5);
+    h->cpu->vocab_parallel_loss(logits.cpu, losses.cpu, row_max.cpu, stats.cpu, targets.cpu,
+                                weights.cpu, N, V);
+    h->gpu->vocab_parallel_loss(logits.gpu, losses.gpu, row_max.gpu, stats.gpu, targets.gpu,
+                                weights.gpu, N, V);
+    snprintf(name, sizeof name, "vocab_parallel_loss V=%d", V);
+    check(h, name, &losses, 1e-5, 1e-5);
+    snprintf(name, sizeof name, "vocab_parallel dlogits V=%d", V);
+    check_bf16(h, name, &logits);
+    tensor_free(h, &logits);
+    tensor_free(h, &losses);
+    tensor_free(h, &weights);
+    tensor_free(h, &row_max);
+    tensor_free(h, &stats);
+    index_free(h, &targets);
+}
+
 static void test_cross_entropy(harness *h, int N, int V, int with_weights) {
     char name[64];
     tensor logits = tensor_random_new(h, (size_t)N * V, ACT, 2.0);
@@ -712,6 +756,8 @@ int main(void) {
     test_cross_entropy(&h, 48, 50257, 1);
     test_cross_entropy(&h, 32, 4096, 1);
     test_cross_entropy(&h, 16, 4096, 0);
+    test_vocab_parallel_cross_entropy(&h, 48, 25129);
+    test_vocab_parallel_cross_entropy(&h, 16, 4096);
     test_rows(&h, 64, 136);
     test_rows(&h, 64, 45);
     test_moe_combine(&h, 48, 2, 136);

@@ -173,6 +173,66 @@ static void hand_cross_entropy(const ops *o) {
     o->free(w);
 }
 
+/* The vocabulary split over two simulated tensor-parallel ranks (columns [0, 3) and [3, 7)),
+ * with the all-reduces done here, gives the losses and dlogits of the whole-vocabulary op. */
+static void hand_vocab_parallel_cross_entropy(const ops *o) {
+    enum { N = 3, V = 7, SPLIT = 3 };
+    const float logits[N * V] = {0.5f, -1, 2,   3,  0.25f, -2, 1,  4, 1,  0, -1, 2, 2.5f, 0,
+                                 -3,   1,  0.5f, -1, 2,     1,  -4};
+    const int32_t targets[N] = {3, 0, 6};
+    const float weights[N] = {0.5f, 1, 2};
+    void *whole = upload(o, logits, N * V), *w = upload_master(o, weights, N);
+    void *losses = o->alloc(N * o->master_bytes);
+    o->cross_entropy(whole, losses, targets, w, N, V);
+    float expect_losses[N], expect_dlogits[N * V];
+    o->master_to_float(expect_losses, losses, N);
+    o->act_to_float(expect_dlogits, whole, N * V);
+
+    const int first[2] = {0, SPLIT}, width[2] = {SPLIT, V - SPLIT};
+    void *slice[2], *row_max[2], *stats[2];
+    int32_t local_targets[2][N];
+    float max_total[N], stats_total[2 * N], part[2 * N];
+    for (int r = 0; r < 2; r++) {
+        float host[N * V];
+        for (int n = 0; n < N; n++) {
+            for (int v = 0; v < width[r]; v++) host[n * width[r] + v] = logits[n * V + first[r] + v];
+            int t = targets[n] - first[r];
+            local_targets[r][n] = t >= 0 && t < width[r] ? t : -1;
+        }
+        slice[r] = upload(o, host, (size_t)N * width[r]);
+        row_max[r] = o->alloc(N * o->master_bytes);
+        stats[r] = o->alloc(2 * N * o->master_bytes);
+        o->vocab_parallel_max(row_max[r], slice[r], N, width[r]);
+        o->master_to_float(part, row_max[r], N);
+        for (int n = 0; n < N; n++) max_total[n] = r == 0 || part[n] > max_total[n] ? part[n] : max_total[n];
+    }
+    for (int r = 0; r < 2; r++) {
+        o->float_to_master(row_max[r], max_total, N);
+        o->vocab_parallel_sum_exp(stats[r], slice[r], row_max[r], local_targets[r], N, width[r]);
+        o->master_to_float(part, stats[r], 2 * N);
+        for (int i = 0; i < 2 * N; i++) stats_total[i] = (r == 0 ? 0 : stats_total[i]) + part[i];
+    }
+    for (int r = 0; r < 2; r++) {
+        float got_losses[N], got[N * V];
+        o->float_to_master(stats[r], stats_total, 2 * N);
+        o->vocab_parallel_loss(slice[r], losses, row_max[r], stats[r], local_targets[r], w, N,
+                               width[r]);
+        o->master_to_float(got_losses, losses, N);
+        o->act_to_float(got, slice[r], (size_t)N * width[r]);
+        for (int n = 0; n < N; n++) {
+            CHECK_NEAR(got_losses[n], expect_losses[n], 1e-6);
+            for (int v = 0; v < width[r]; v++)
+                CHECK_NEAR(got[n * width[r] + v], expect_dlogits[n * V + first[r] + v], 1e-7);
+        }
+        o->free(slice[r]);
+        o->free(row_max[r]);
+        o->free(stats[r]);
+    }
+    o->free(whole);
+    o->free(w);
+    o->free(losses);
+}
+
 static void hand_small_ops(const ops *o) {
     /* rmsnorm of [3, 4] with weight [1, 2]: mean square 12.5 */
     float x[2] = {3, 4}, w[2] = {1, 2}, out[2], rstd[1];
@@ -242,6 +302,18 @@ static void hand_rows(const ops *o) {
     o->embedding_forward(g, tokens, NULL, t, NULL, 2, 2);
     o->act_to_float(got, g, 4);
     CHECK(got[0] == 15 && got[3] == 4);
+    /* negative ids belong to another tensor-parallel rank: position only, or zero; the
+     * gradient skips them */
+    int32_t foreign[2] = {-1, 0};
+    o->embedding_forward(g, foreign, positions, t, t, 2, 2);
+    o->act_to_float(got, g, 4);
+    CHECK(got[0] == 6 && got[1] == 8 && got[2] == 2 + 6 && got[3] == 4 + 8);
+    o->embedding_forward(g, foreign, NULL, t, NULL, 2, 2);
+    o->act_to_float(got, g, 4);
+    CHECK(got[0] == 0 && got[1] == 0 && got[2] == 2);
+    o->embedding_backward(t, NULL, g, foreign, NULL, 2, 2); /* row 0 += {2, 4} only */
+    o->act_to_float(got, t, 6);
+    CHECK(got[0] == 4 && got[1] == 8 && got[2] == 6 && got[3] == 8 && got[4] == 15);
     /* combine: token 0 = 0.25 e1 + 0.75 e0; token 1 has one dropped slot */
     float experts[2 * 2] = {1, 2, 3, 4}, gates[4] = {0.25f, 0.75f, 0.5f, 0.5f};
     int32_t slot[4] = {1, 0, -1, 1};
@@ -712,6 +784,7 @@ int main(void) {
         hand_matmul(backends[i]);
         hand_attention(backends[i]);
         hand_cross_entropy(backends[i]);
+        hand_vocab_parallel_cross_entropy(backends[i]);
         hand_small_ops(backends[i]);
         hand_rows(backends[i]);
         hand_optimizers(backends[i], i == 0 ? 2e-6 : 1e-12);

@@ -1,0 +1,278 @@
+/* Model shards against the whole model: tensor-parallel slices and pipeline stages.
+ *
+ * Run under mpirun with TP × PP ranks (`test_model_shards TP PP`). Every rank builds the whole
+ * model (the reference) and its own shard (tensor-parallel rank = world rank % TP, stage =
+ * world rank / TP), with the tensor-parallel all-reduces over MPI. Both take the same weights
+ * (model_init_weights draws the whole model's stream) and run M micro-batches in the 1F1B
+ * order, one activation slot per micro-batch in flight; activations
+ * and their gradients cross stage boundaries with MPI_Send/MPI_Recv. Checked, for several
+ * architectures: every micro-batch's per-token losses on the last stage, and every gradient
+ * slice the shard holds (partial gradients summed over the tensor-parallel group, the last
+ * stage's copy of tied embeddings summed with the first stage's), against the whole model's. */
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/random.h"
+#include "kernels/ops.h"
+#include "tests/unit/check.h"
+#include "train/config.h"
+#include "train/model.h"
+
+enum { VOCAB = 37, EOD = 5, SEQ = 8, BATCH = 2, MICRO = 3 };
+
+static const double LOSS_TOLERANCE = 1e-5;     /* relative */
+static const double GRADIENT_TOLERANCE = 1e-4; /* relative to the tensor's largest entry */
+
+typedef struct shard_case {
+    const char *name;
+    void (*edit)(config *c);
+} shard_case;
+
+static void edit_llama(config *c) {
+    c->model.qk_norm = 1;
+    c->model.document_masking = 1;
+    c->model.tie_embeddings = 1;
+}
+static void edit_llama_xielu(config *c) {
+    c->model.activation = ACTIVATION_XIELU;
+    c->model.tie_embeddings = 0;
+}
+static void edit_gpt2(config *c) {
+    c->model.arch = ARCH_GPT2;
+    c->model.norm = NORM_LAYERNORM;
+    c->model.activation = ACTIVATION_GELU;
+    c->model.document_masking = 1;
+}
+static void edit_moe(config *c) {
+    c->model.moe.experts = 4;
+    c->model.moe.top_k = 2;
+    c->model.moe.shared_experts = 1;
+    c->model.moe.aux_loss_coef = 0.1;
+    c->model.moe.z_loss_coef = 0.01;
+    c->model.tie_embeddings = 0;
+}
+static void edit_moe_sigmoid(config *c) {
+    edit_moe(c);
+    c->model.moe.router = ROUTER_SIGMOID;
+    c->model.moe.shared_experts = 0;
+    c->model.tie_embeddings = 1;
+}
+
+static const shard_case cases[] = {
+    {"llama swiglu qk_norm tied", edit_llama},
+    {"llama xielu untied", edit_llama_xielu},
+    {"gpt2", edit_gpt2},
+    {"moe softmax shared expert", edit_moe},
+    {"moe sigmoid tied", edit_moe_sigmoid},
+};
+
+/* ---- the tensor-parallel group over MPI (fp32 CPU buffers) ---- */
+
+static void sum_floats(void *context, void *buffer, size_t count) {
+    MPI_Allreduce(MPI_IN_PLACE, buffer, (int)count, MPI_FLOAT, MPI_SUM, *(MPI_Comm *)context);
+}
+static void max_floats(void *context, void *buffer, size_t count) {
+    MPI_Allreduce(MPI_IN_PLACE, buffer, (int)count, MPI_FLOAT, MPI_MAX, *(MPI_Comm *)context);
+}
+
+static void make_config(const shard_case *sc, config *c) {
+    config_defaults(c);
+    c->data.tokenizer[0] = '\0';
+    c->data.eod_id = EOD;
+    c->model.vocab = VOCAB;
+    c->model.seq_len = SEQ;
+    c->model.layers = 3;
+    c->model.d_model = 16;
+    c->model.heads = 4;
+    c->model.kv_heads = 2;
+    c->model.ffn = 24;
+    c->model.init_std = 0.3;
+    c->train.micro_batch = BATCH;
+    c->train.global_batch = BATCH * MICRO;
+    sc->edit(c);
+    status st = {{0}};
+    CHECK_MSG(config_resolve(c, 1, &st) == 0, "%s: %s", sc->name, st.message);
+}
+
+static void make_tokens(int32_t *tokens, int micro) {
+    random_state rng;
+    random_seed(&rng, 11 + (uint64_t)micro);
+    for (int i = 0; i < BATCH * (SEQ + 1); i++) tokens[i] = (int32_t)random_below(&rng, VOCAB);
+    tokens[3] = EOD;
+    tokens[(SEQ + 1) + 5] = EOD;
+}
+
+static void make_weights(float *weights) {
+    for (int i = 0; i < BATCH * SEQ; i++) weights[i] = 1.0f / (BATCH * SEQ * MICRO);
+}
+
+/* max |a - b| / max(max |b|, floor); the floor keeps gradients that vanish analytically (a
+ * key bias shifts every score of a row equally) from comparing rounding noise */
+static double relative_error(const float *a, const float *b, size_t n) {
+    double diff = 0, scale = 1e-5;
+    for (size_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)b[i]));
+    }
+    return diff / scale;
+}
+
+/* This rank's slice of a whole tensor (row-major global shape) */
+static void slice_of(const param_tensor *p, const float *whole, float *out) {
+    if (p->shard_dim < 0) {
+        memcpy(out, whole, sizeof *out * p->count);
+    } else if (p->shard_dim == 0) {
+        size_t row = p->ndim > 1 ? (size_t)p->global_shape[1] : 1;
+        memcpy(out, whole + (size_t)p->shard_offset * row, sizeof *out * p->count);
+    } else {
+        for (int64_t r = 0; r < p->shape[0]; r++)
+            memcpy(out + r * p->shape[1], whole + r * p->global_shape[1] + p->shard_offset,
+                   sizeof *out * (size_t)p->shape[1]);
+    }
+}
+
+static void run_case(const shard_case *sc, int tp, int pp, int world_rank) {
+    int tp_rank = world_rank % tp, stage = world_rank / tp;
+    MPI_Comm tp_comm, embedding_comm;
+    MPI_Comm_split(MPI_COMM_WORLD, stage, tp_rank, &tp_comm);
+    /* the first and last stage of one tensor-parallel rank share the tied embeddings */
+    int in_embedding_group = stage == 0 || stage == pp - 1;
+    MPI_Comm_split(MPI_COMM_WORLD, in_embedding_group ? tp_rank : MPI_UNDEFINED, stage,
+                   &embedding_comm);
+
+    config c;
+    make_config(sc, &c);
+    const ops *o = ops_cpu();
+    status st = {{0}};
+    model whole, part;
+    CHECK_MSG(model_create(&whole, o, &c, EOD, &st) == 0, "%s", st.message);
+    model_shard shard = {{tp_rank, tp, &tp_comm, sum_floats, sum_floats, max_floats},
+                         stage, pp, 0, 0, MICRO};
+    model_stage_layers(c.model.layers, stage, pp, &shard.first_layer, &shard.layers);
+    CHECK_MSG(model_create_shard(&part, o, &c, EOD, &shard, &st) == 0, "%s", st.message);
+    model_init_weights(&whole, c.run.seed);
+    model_init_weights(&part, c.run.seed);
+    model_zero_grads(&whole);
+    model_zero_grads(&part);
+
+    int N = BATCH * SEQ, d = c.model.d_model;
+    int32_t tokens[MICRO][BATCH * (SEQ + 1)];
+    float weights[BATCH * SEQ], expect_losses[MICRO][BATCH * SEQ];
+    make_weights(weights);
+    for (int micro = 0; micro < MICRO; micro++) {
+        make_tokens(tokens[micro], micro);
+        model_forward(&whole, tokens[micro], weights, 1.0 / MICRO);
+        memcpy(expect_losses[micro], whole.host_losses, sizeof expect_losses[micro]);
+        model_backward(&whole);
+    }
+
+    /* the shard, in the 1F1B order: stage s runs pp - s - 1 forward passes ahead, then
+     * alternates forward and backward (the last stage's logits live only until its backward) */
+    double worst_loss = 0;
+    int warmup = pp - stage - 1 < MICRO ? pp - stage - 1 : MICRO, forward = 0, backward = 0;
+    while (backward < MICRO) {
+        int run_forward = forward < MICRO && (forward < warmup || forward == backward);
+        if (run_forward) {
+            int micro = forward++;
+            if (stage > 0)
+                MPI_Recv(model_stage_input(&part, micro), N * d, MPI_FLOAT, world_rank - tp, micro,
+                         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            model_stage_forward(&part, micro, tokens[micro], weights, 1.0 / MICRO);
+            if (stage < pp - 1)
+                MPI_Send(model_stage_output(&part, micro), N * d, MPI_FLOAT, world_rank + tp,
+                         micro, MPI_COMM_WORLD);
+            else
+                worst_loss =
+                    fmax(worst_loss, relative_error(part.host_losses, expect_losses[micro], N));
+        } else {
+            int micro = backward++;
+            if (stage < pp - 1)
+                MPI_Recv(model_stage_grad(&part), N * d, MPI_FLOAT, world_rank + tp, MICRO + micro,
+                         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            model_stage_backward(&part, micro);
+            if (stage > 0)
+                MPI_Send(model_stage_grad(&part), N * d, MPI_FLOAT, world_rank - tp,
+                         MICRO + micro, MPI_COMM_WORLD);
+        }
+    }
+    if (stage == pp - 1)
+        CHECK_MSG(worst_loss <= LOSS_TOLERANCE, "%s tp%d pp%d rank %d: losses differ by %.2e",
+                  sc->name, tp, pp, world_rank, worst_loss);
+
+    /* gradients: partial ones summed over tp, tied copies summed over the embedding group */
+    float *grads = (float *)part.grads, *whole_grads = (float *)whole.grads;
+    double worst = 0;
+    const char *worst_name = "";
+    int checked = 0;
+    for (int i = 0; i < part.param_count; i++) {
+        const param_tensor *p = &part.params[i];
+        float *g = grads + p->offset;
+        if (p->tp_partial) sum_floats(&tp_comm, g, p->count);
+        if (strcmp(p->name, "embed.tokens") == 0 && pp > 1 && c.model.tie_embeddings)
+            sum_floats(&embedding_comm, g, p->count);
+        const param_tensor *q = model_find_param(&whole, p->name);
+        CHECK_MSG(q != NULL, "%s: shard tensor %s missing in the whole model", sc->name, p->name);
+        if (!q) continue;
+        float *expect = malloc(sizeof *expect * p->count);
+        slice_of(p, whole_grads + q->offset, expect);
+        double error = relative_error(g, expect, p->count);
+        /* a key bias shifts every score of a softmax row equally: its gradient is zero in exact
+         * arithmetic, and both sides hold only rounding noise, which must stay tiny */
+        if (strstr(p->name, "attn.bk")) {
+            double largest = 0;
+            for (size_t j = 0; j < p->count; j++) largest = fmax(largest, fabs(g[j]));
+            CHECK_MSG(largest < 1e-6, "%s: %s should vanish, has %.2e", sc->name, p->name, largest);
+            error = 0;
+        }
+        if (error > worst) {
+            worst = error;
+            worst_name = p->name;
+        }
+        free(expect);
+        checked++;
+    }
+    CHECK_MSG(worst <= GRADIENT_TOLERANCE, "%s tp%d pp%d rank %d: gradient of %s differs by %.2e",
+              sc->name, tp, pp, world_rank, worst_name, worst);
+    CHECK_MSG(checked > 0, "%s: rank %d holds no tensors", sc->name, world_rank);
+
+    /* every whole-model tensor is held by some rank, in full across the tp group */
+    int64_t held = 0, total = 0;
+    for (int i = 0; i < part.param_count; i++)
+        if (part.params[i].counts_in_norm) held += (int64_t)part.params[i].count;
+    MPI_Allreduce(MPI_IN_PLACE, &held, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+    total = (int64_t)whole.total_params;
+    CHECK_MSG(held == total, "%s tp%d pp%d: shards count %lld parameters in the norm, model has %lld",
+              sc->name, tp, pp, (long long)held, (long long)total);
+    if (world_rank == 0)
+        printf("  %-28s tp%d pp%d  loss error %.1e  gradient error %.1e (%s)\n", sc->name, tp, pp,
+               worst_loss, worst, worst_name);
+
+    model_destroy(&part);
+    model_destroy(&whole);
+    MPI_Comm_free(&tp_comm);
+    if (embedding_comm != MPI_COMM_NULL) MPI_Comm_free(&embedding_comm);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int tp = argc > 2 ? atoi(argv[1]) : 1, pp = argc > 2 ? atoi(argv[2]) : 1;
+    if (tp * pp != size) {
+        if (rank == 0) fprintf(stderr, "test_model_shards: run with TP×PP = %d ranks\n", size);
+        MPI_Finalize();
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i], tp, pp, rank);
+    /* one verdict for the whole world */
+    int failed = check_failed, passed = check_passed;
+    MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &passed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (rank == 0) printf("test_model_shards tp%d pp%d: %d passed, %d failed\n", tp, pp, passed, failed);
+    MPI_Finalize();
+    return failed ? 1 : 0;
+}
