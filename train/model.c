@@ -18,6 +18,7 @@ typedef struct layout_plan {
     int tp_rank, tp_size;
     int first_layer, layers;
     int first_stage, last_stage;
+    int first_expert, local_experts;  /* the routed experts held (expert parallelism) */
 } layout_plan;
 
 typedef struct layout_builder {
@@ -122,9 +123,11 @@ static void layout_layer(layout_builder *b, layer_offsets *L, int i) {
         const moe_config *e = &c->moe;
         keep(&L->router, add_param(b, 1, INIT_NORMAL, WHOLE, NAME("moe.router"), 2, e->experts, d));
         /* each expert is [up rows ; down]: a uniform stride, ready for grouped GEMMs */
-        for (int x = 0; x < e->experts; x++) {
-            snprintf(prefix, sizeof prefix, "layers.%d.moe.experts.%d", i, x);
+        for (int x = 0; x < b->plan.local_experts; x++) {
+            snprintf(prefix, sizeof prefix, "layers.%d.moe.experts.%d", i, b->plan.first_expert + x);
+            int before = b->count;
             size_t first = add_mlp(b, prefix, e->ffn, NULL);
+            for (int t = before; t < b->count; t++) b->params[t].expert = 1;
             if (x == 0) keep(&L->experts, first);
         }
         if (e->shared_experts > 0) {
@@ -209,8 +212,15 @@ static void layout_build(layout_builder *b, const model_config *c, const layout_
 }
 
 static layout_plan model_plan(const model *m) {
-    layout_plan plan = {m->shard.tp.rank, m->shard.tp.size, m->shard.first_layer,
-                        m->shard.layers, m->first_stage, m->last_stage};
+    layout_plan plan = {m->shard.tp.rank,  m->shard.tp.size, m->shard.first_layer,
+                        m->shard.layers,   m->first_stage,   m->last_stage,
+                        m->first_expert,   m->local_experts};
+    return plan;
+}
+
+/* The single-rank model's layout. */
+static layout_plan whole_plan(const model_config *c) {
+    layout_plan plan = {0, 1, 0, c->layers, 1, 1, 0, c->moe.experts};
     return plan;
 }
 
@@ -247,8 +257,10 @@ static void carve(model *m, arena *space) {
     const ops *o = m->ops;
     const model_config *c = &m->cfg;
     int N = m->N, d = c->d_model, H = m->heads, KV = m->kv_heads, hd = m->head_dim;
-    int E = c->moe.experts, k = c->moe.top_k, slots = m->shard.slots;
+    int E = c->moe.experts, k = c->moe.top_k, slots = m->shard.slots, ep = m->shard.ep.size;
     size_t routed_rows = (size_t)N * (m->is_moe ? k : 0);
+    /* rows this rank's experts may receive: every rank's routed rows (dropless worst case) */
+    size_t expert_rows = routed_rows * ep;
     int hidden_rows = m->is_moe ? m->shared_up_rows : m->up_rows;
     int hidden = m->is_moe ? m->shared_ffn : m->ffn;
     m->master = MASTER(m->total_params);
@@ -282,12 +294,17 @@ static void carve(model *m, arena *space) {
         if (m->is_moe) {
             a->router_logits = ACT((size_t)N * E);
             a->expert_in = ACT(routed_rows * d);
-            a->expert_pre = ACT(routed_rows * m->expert_up_rows);
-            a->expert_act = ACT(routed_rows * m->expert_ffn);
+            a->expert_pre = ACT(expert_rows * m->expert_up_rows);
+            a->expert_act = ACT(expert_rows * m->expert_ffn);
             a->expert_out = ACT(routed_rows * d);
             a->slot = INT32(routed_rows);
             a->row_token = INT32(routed_rows);
             a->gates = MASTER(routed_rows);
+            if (ep > 1) {
+                a->ep_in = ACT(expert_rows * d);
+                a->ep_out = ACT(expert_rows * d);
+                a->ep_order = INT32(expert_rows);
+            }
         }
     }
     m->stage_out = ACT((size_t)slots * N * d);
@@ -305,9 +322,14 @@ static void carve(model *m, arena *space) {
     m->dmlp_act = ACT((size_t)N * hidden);
     if (m->is_moe) {
         m->dexpert_in = ACT(routed_rows * d);
-        m->dexpert_pre = ACT(routed_rows * m->expert_up_rows);
-        m->dexpert_act = ACT(routed_rows * m->expert_ffn);
+        m->dexpert_pre = ACT(expert_rows * m->expert_up_rows);
+        m->dexpert_act = ACT(expert_rows * m->expert_ffn);
         m->dexpert_out = ACT(routed_rows * d);
+        if (ep > 1) {
+            m->ep_rows = ACT(expert_rows * d);
+            m->ep_dout = ACT(expert_rows * d);
+            m->ep_din = ACT(expert_rows * d);
+        }
         m->dgates = MASTER(routed_rows);
         m->drouter_logits = ACT((size_t)N * E);
     }
@@ -317,7 +339,7 @@ int model_param_layout(const config *cfg, param_tensor **params, int *count, sta
     const model_config *c = &cfg->model;
     layer_offsets *layers = calloc(c->layers ? c->layers : 1, sizeof *layers);
     if (!layers) return status_fail(st, "model: out of host memory");
-    layout_plan whole = {0, 1, 0, c->layers, 1, 1};
+    layout_plan whole = whole_plan(c);
     layout_builder b;
     size_t unused[6];
     layout_build(&b, c, &whole, layers, &unused[0], &unused[1], &unused[2], &unused[3],
@@ -335,7 +357,8 @@ void model_stage_layers(int layers, int stage, int stages, int *first, int *coun
 }
 
 int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *st) {
-    model_shard whole = {{0, 1, NULL, NULL, NULL, NULL}, 0, 1, 0, cfg->model.layers, 1};
+    model_shard whole = {{0, 1, NULL, NULL, NULL, NULL}, {0, 1, NULL, NULL, NULL}, 0, 1, 0,
+                         cfg->model.layers, 1};
     return model_create_shard(m, o, cfg, eod_id, &whole, st);
 }
 
@@ -358,6 +381,9 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
     m->kv_heads = c->kv_heads / tp;
     m->ffn = c->ffn / tp;
     m->expert_ffn = c->moe.ffn / tp;
+    /* config_resolve checks that ep divides the experts */
+    m->local_experts = c->moe.experts / shard->ep.size;
+    m->first_expert = shard->ep.rank * m->local_experts;
     int64_t vocab_count;
     split_range(c->vocab, shard->tp.rank, tp, &m->vocab_start, &vocab_count);
     m->vocab = (int)vocab_count;
@@ -384,9 +410,22 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
     if (!failed) carve(m, &device);
     int N = m->N, E = c->moe.experts, k = c->moe.top_k;
     size_t routed_rows = (size_t)N * (m->is_moe ? k : 0);
+    int ep = shard->ep.size;
     for (int i = 0; i < slots * layers && m->is_moe; i++) {
-        m->acts[i].routing = moe_routing_create(N, &c->moe);
-        if (!m->acts[i].routing) failed = 1;
+        layer_activations *a = &m->acts[i];
+        a->routing = moe_routing_create(N, &c->moe);
+        if (!a->routing) failed = 1;
+        if (ep > 1) {
+            a->ep_send_rows = calloc(ep, sizeof *a->ep_send_rows);
+            a->ep_recv_rows = calloc(ep, sizeof *a->ep_recv_rows);
+            a->ep_expert_offset = calloc(m->local_experts + 1, sizeof *a->ep_expert_offset);
+            if (!a->ep_send_rows || !a->ep_recv_rows || !a->ep_expert_offset) failed = 1;
+        }
+    }
+    if (m->is_moe && ep > 1) {
+        m->host_ep_counts = calloc(2 * (size_t)ep * m->local_experts, sizeof *m->host_ep_counts);
+        m->host_ep_order = calloc(routed_rows * ep, sizeof *m->host_ep_order);
+        if (!m->host_ep_counts || !m->host_ep_order) failed = 1;
     }
     if (m->is_moe) {
         m->host_dgates = calloc(routed_rows, sizeof *m->host_dgates);
@@ -413,8 +452,14 @@ void model_destroy(model *m) {
     const ops *o = m->ops;
     if (!o) return;
     if (m->device_arena) o->free(m->device_arena);
-    for (int i = 0; m->acts && i < m->shard.slots * m->shard.layers; i++)
+    for (int i = 0; m->acts && i < m->shard.slots * m->shard.layers; i++) {
         moe_routing_destroy(m->acts[i].routing);
+        free(m->acts[i].ep_send_rows);
+        free(m->acts[i].ep_recv_rows);
+        free(m->acts[i].ep_expert_offset);
+    }
+    free(m->host_ep_counts);
+    free(m->host_ep_order);
     free(m->acts);
     free(m->layers);
     free(m->params);
@@ -457,7 +502,7 @@ void model_init_weights(model *m, uint64_t seed) {
     double std = m->cfg.init_std, output_std = std / sqrt(2.0 * m->cfg.layers);
     /* The stream runs over the whole model in declaration order, so every rank draws the
      * values of the single-rank model and keeps its own part. */
-    layout_plan whole = {0, 1, 0, m->cfg.layers, 1, 1};
+    layout_plan whole = whole_plan(&m->cfg);
     layer_offsets *layers = calloc(m->cfg.layers ? m->cfg.layers : 1, sizeof *layers);
     layout_builder b;
     size_t unused[6];
@@ -650,6 +695,67 @@ static void from_host_double(const model *m, void *dst, const double *host, size
     from_float(dst, m->host_router_staging, n);
 }
 
+/* Expert parallelism (Megatron's all-to-all token dispatcher): a layer's routed rows, grouped by
+ * expert, go to the ranks that own the experts; each rank runs its experts over the rows of
+ * every rank, expert-major, and sends the results back. The plan (row counts and the
+ * expert-major order) is made once per forward pass and reused by the backward pass. */
+static void expert_parallel_plan(model *m, layer_activations *a) {
+    const expert_parallel *ep = &m->shard.ep;
+    const moe_routing *r = a->routing;
+    int ranks = ep->size, local = m->local_experts;
+    int *send = m->host_ep_counts, *recv = m->host_ep_counts + (size_t)ranks * local;
+    for (int q = 0; q < ranks; q++) {
+        a->ep_send_rows[q] = 0;
+        for (int e = 0; e < local; e++) {
+            int global = q * local + e;
+            send[q * local + e] = r->expert_offset[global + 1] - r->expert_offset[global];
+            a->ep_send_rows[q] += send[q * local + e];
+        }
+    }
+    ep->exchange_counts(ep->context, send, recv, local);
+    /* received rows arrive source-major; the experts want them expert-major */
+    for (int q = 0; q < ranks; q++) {
+        a->ep_recv_rows[q] = 0;
+        for (int e = 0; e < local; e++) a->ep_recv_rows[q] += recv[q * local + e];
+    }
+    int next = 0;
+    for (int e = 0; e < local; e++) {
+        a->ep_expert_offset[e] = next;
+        int start = 0;
+        for (int q = 0; q < ranks; q++) {
+            int within = start;
+            for (int f = 0; f < e; f++) within += recv[q * local + f];
+            for (int i = 0; i < recv[q * local + e]; i++) m->host_ep_order[next++] = within + i;
+            start += a->ep_recv_rows[q];
+        }
+    }
+    a->ep_expert_offset[local] = next;
+    m->ops->copy_to_device(a->ep_order, m->host_ep_order, sizeof(int32_t) * (next ? next : 1));
+}
+
+/* rows [sent rows][d] (grouped by destination) → expert_major [received rows][d] */
+static void expert_parallel_dispatch(model *m, layer_activations *a, const void *rows,
+                                     void *expert_major) {
+    const expert_parallel *ep = &m->shard.ep;
+    size_t row_bytes = (size_t)m->cfg.d_model * m->ops->act_bytes;
+    ep->exchange_rows(ep->context, rows, a->ep_send_rows, m->ep_rows, a->ep_recv_rows, row_bytes);
+    m->ops->gather_rows(expert_major, m->ep_rows, a->ep_order,
+                        a->ep_expert_offset[m->local_experts], m->cfg.d_model);
+}
+
+/* the inverse: expert_major results → rows, in the order this rank sent them */
+static void expert_parallel_return(model *m, layer_activations *a, const void *expert_major,
+                                   void *rows) {
+    const expert_parallel *ep = &m->shard.ep;
+    const ops *o = m->ops;
+    int received = a->ep_expert_offset[m->local_experts], d = m->cfg.d_model;
+    size_t row_bytes = (size_t)d * o->act_bytes;
+    /* ep_order is a permutation: scatter-adding into zeros places each row */
+    o->zero(m->ep_rows, (size_t)received * row_bytes);
+    o->scatter_add_rows(m->ep_rows, expert_major, a->ep_order, received, d);
+    ep->exchange_rows(ep->context, m->ep_rows, a->ep_recv_rows, rows, a->ep_send_rows, row_bytes);
+}
+
 /* out [N][d] = Σ gates · experts(x) (+ shared experts(x)), x = mlp_norm_out. With tensor
  * parallelism every rank routes identically (same input, same router) and holds a slice of
  * every expert's hidden units, so out is summed over the ranks once at the end. */
@@ -670,13 +776,29 @@ static void moe_forward(model *m, int slot, int layer, void *out) {
                      o->float_to_master);
 
     o->gather_rows(a->expert_in, a->mlp_norm_out, a->row_token, r->rows, d);
-    for (int e = 0; e < E; e++) {
-        int first = r->expert_offset[e], rows = r->expert_offset[e + 1] - first;
-        if (rows == 0) continue;
-        mlp_weights w = expert_mlp(m, L, e);
-        mlp_forward(m, &w, act_row(m, a->expert_out, first, d),
-                    act_row(m, a->expert_pre, first, w.up_rows),
-                    act_row(m, a->expert_act, first, w.F), act_row(m, a->expert_in, first, d), rows);
+    if (m->shard.ep.size > 1) {
+        expert_parallel_plan(m, a);
+        expert_parallel_dispatch(m, a, a->expert_in, a->ep_in);
+        for (int e = 0; e < m->local_experts; e++) {
+            int first = a->ep_expert_offset[e], rows = a->ep_expert_offset[e + 1] - first;
+            if (rows == 0) continue;
+            mlp_weights w = expert_mlp(m, L, e);
+            mlp_forward(m, &w, act_row(m, a->ep_out, first, d),
+                        act_row(m, a->expert_pre, first, w.up_rows),
+                        act_row(m, a->expert_act, first, w.F), act_row(m, a->ep_in, first, d),
+                        rows);
+        }
+        expert_parallel_return(m, a, a->ep_out, a->expert_out);
+    } else {
+        for (int e = 0; e < E; e++) {
+            int first = r->expert_offset[e], rows = r->expert_offset[e + 1] - first;
+            if (rows == 0) continue;
+            mlp_weights w = expert_mlp(m, L, e);
+            mlp_forward(m, &w, act_row(m, a->expert_out, first, d),
+                        act_row(m, a->expert_pre, first, w.up_rows),
+                        act_row(m, a->expert_act, first, w.F), act_row(m, a->expert_in, first, d),
+                        rows);
+        }
     }
     o->moe_combine_forward(out, a->expert_out, a->gates, a->slot, N, k, d);
     if (m->shared_ffn > 0) {
@@ -705,16 +827,33 @@ static void moe_backward(model *m, int slot, int layer, const void *dout) {
     }
     o->moe_combine_backward(m->dexpert_out, m->dgates, dout, a->expert_out, a->gates, a->slot, N,
                             k, d);
-    for (int e = 0; e < E; e++) {
-        int first = r->expert_offset[e], rows = r->expert_offset[e + 1] - first;
-        if (rows == 0) continue;
-        mlp_weights w = expert_mlp(m, L, e);
-        mlp_backward(m, &w, act_row(m, m->dexpert_in, first, d),
-                     act_row(m, m->dexpert_pre, first, w.up_rows),
-                     act_row(m, m->dexpert_act, first, w.F), act_row(m, m->dexpert_out, first, d),
-                     act_row(m, a->expert_pre, first, w.up_rows),
-                     act_row(m, a->expert_act, first, w.F), act_row(m, a->expert_in, first, d),
-                     rows);
+    if (m->shard.ep.size > 1) {
+        expert_parallel_dispatch(m, a, m->dexpert_out, m->ep_dout);
+        for (int e = 0; e < m->local_experts; e++) {
+            int first = a->ep_expert_offset[e], rows = a->ep_expert_offset[e + 1] - first;
+            if (rows == 0) continue;
+            mlp_weights w = expert_mlp(m, L, e);
+            mlp_backward(m, &w, act_row(m, m->ep_din, first, d),
+                         act_row(m, m->dexpert_pre, first, w.up_rows),
+                         act_row(m, m->dexpert_act, first, w.F), act_row(m, m->ep_dout, first, d),
+                         act_row(m, a->expert_pre, first, w.up_rows),
+                         act_row(m, a->expert_act, first, w.F), act_row(m, a->ep_in, first, d),
+                         rows);
+        }
+        expert_parallel_return(m, a, m->ep_din, m->dexpert_in);
+    } else {
+        for (int e = 0; e < E; e++) {
+            int first = r->expert_offset[e], rows = r->expert_offset[e + 1] - first;
+            if (rows == 0) continue;
+            mlp_weights w = expert_mlp(m, L, e);
+            mlp_backward(m, &w, act_row(m, m->dexpert_in, first, d),
+                         act_row(m, m->dexpert_pre, first, w.up_rows),
+                         act_row(m, m->dexpert_act, first, w.F),
+                         act_row(m, m->dexpert_out, first, d),
+                         act_row(m, a->expert_pre, first, w.up_rows),
+                         act_row(m, a->expert_act, first, w.F), act_row(m, a->expert_in, first, d),
+                         rows);
+        }
     }
     o->scatter_add_rows(m->dnorm, m->dexpert_in, a->row_token, r->rows, d);
     tp_sum_act(m, m->dnorm, (size_t)N * d);

@@ -53,6 +53,8 @@ typedef struct param_tensor {
     int counts_in_norm; /* this rank's copy counts in the global gradient norm (not a replica) */
     int stage_copy;     /* the last stage's copy of tied embeddings: gradients summed with the
                            first stage's */
+    int expert;         /* a routed expert's tensor: with expert parallelism only its owner holds
+                           it, so data-parallel reductions run over the expert-data-parallel group */
 } param_tensor;
 
 /* The tensor-parallel group as the model needs it: all-reduces of backend buffers over its
@@ -65,9 +67,23 @@ typedef struct tensor_parallel {
     void (*max_master)(void *context, void *buffer, size_t count);
 } tensor_parallel;
 
+/* The expert-parallel group: the ranks that share out a layer's routed experts (rank r holds
+ * experts [r·E/size, (r+1)·E/size)) and exchange token rows with all-to-alls. `exchange_counts`
+ * sends `per_peer` ints (host memory) to every rank and receives as many from each;
+ * `exchange_rows` sends send_rows[q] rows of row_bytes (backend memory, rows for rank q
+ * contiguous and in rank order) and receives recv_rows[q] rows from each rank likewise. */
+typedef struct expert_parallel {
+    int rank, size;
+    void *context;
+    void (*exchange_counts)(void *context, const int *send, int *recv, int per_peer);
+    void (*exchange_rows)(void *context, const void *send, const int *send_rows, void *recv,
+                          const int *recv_rows, size_t row_bytes);
+} expert_parallel;
+
 /* This rank's part of the model. */
 typedef struct model_shard {
     tensor_parallel tp;
+    expert_parallel ep;
     int stage, stages;      /* pipeline stage of this rank, and their number */
     int first_layer, layers;  /* the stage's layers: [first_layer, first_layer + layers) */
     int slots;              /* activation sets for micro-batches in flight */
@@ -107,6 +123,12 @@ typedef struct layer_activations {
     int32_t *row_token;   /* device copy of routing->row_token [N*k] */
     void *gates;          /* master [N*k]: gates applied */
     moe_routing *routing;
+    /* expert parallelism: the rows this rank's experts process, from every rank of the group,
+     * expert-major; expert_pre/expert_act then hold these rows */
+    void *ep_in, *ep_out;  /* [ep·N·k][d] */
+    int32_t *ep_order;     /* device [ep·N·k]: expert-major row i came as received row ep_order[i] */
+    int *ep_send_rows, *ep_recv_rows;  /* host [ep]: rows sent to / received from each rank */
+    int *ep_expert_offset; /* host [local experts + 1]: expert-major row ranges */
 } layer_activations;
 
 typedef struct model {
@@ -117,6 +139,7 @@ typedef struct model {
     /* this rank's tensor-parallel slice: heads, kv heads, MLP widths, vocabulary rows */
     int heads, kv_heads, ffn, expert_ffn, vocab;
     int64_t vocab_start;
+    int local_experts, first_expert;  /* expert parallelism: this rank's routed experts */
     int head_dim, qkv_dim, up_rows, expert_up_rows, shared_ffn, shared_up_rows;
     int is_moe;
     int first_stage, last_stage;  /* holds the embedding / the final norm, head and loss */
@@ -148,6 +171,9 @@ typedef struct model {
     void *dnorm;         /* [N][d] */
     void *dqkv, *dattn, *dmlp_pre, *dmlp_act;
     void *dexpert_in, *dexpert_pre, *dexpert_act, *dexpert_out;
+    void *ep_rows, *ep_dout, *ep_din;  /* [ep·N·k][d] expert-parallel staging and gradients */
+    int *host_ep_counts;               /* [2][ep][local experts] */
+    int32_t *host_ep_order;            /* [ep·N·k] */
     void *dgates;          /* master [N*k] */
     void *drouter_logits;  /* [N][E] */
     double *host_dgates, *host_drouter_logits;

@@ -1,8 +1,12 @@
-/* Model shards against the whole model: tensor-parallel slices and pipeline stages.
+/* Model shards against the whole model: tensor-parallel slices, pipeline stages and
+ * expert-parallel groups.
  *
- * Run under mpirun with TP × PP ranks (`test_model_shards TP PP`). Every rank builds the whole
- * model (the reference) and its own shard (tensor-parallel rank = world rank % TP, stage =
- * world rank / TP), with the tensor-parallel all-reduces over MPI. Both take the same weights
+ * Run under mpirun with TP × EP × PP ranks (`test_model_shards TP PP EP`; ranks in Megatron's
+ * order: tensor-parallel rank fastest, then the expert/data-parallel rank, then the stage).
+ * The EP ranks are data-parallel ranks with their own micro-batches that share out the routed
+ * experts. Every rank builds the whole model (the reference, which runs the micro-batches of
+ * every data-parallel rank) and its own shard, with the tensor- and expert-parallel exchanges
+ * over MPI. Both take the same weights
  * (model_init_weights draws the whole model's stream) and run M micro-batches in the 1F1B
  * order, one activation slot per micro-batch in flight; activations
  * and their gradients cross stage boundaries with MPI_Send/MPI_Recv. Checked, for several
@@ -78,6 +82,29 @@ static void max_floats(void *context, void *buffer, size_t count) {
     MPI_Allreduce(MPI_IN_PLACE, buffer, (int)count, MPI_FLOAT, MPI_MAX, *(MPI_Comm *)context);
 }
 
+/* ---- the expert-parallel group over MPI ---- */
+
+static void exchange_counts(void *context, const int *send, int *recv, int per_peer) {
+    MPI_Alltoall(send, per_peer, MPI_INT, recv, per_peer, MPI_INT, *(MPI_Comm *)context);
+}
+
+static void exchange_rows(void *context, const void *send, const int *send_rows, void *recv,
+                          const int *recv_rows, size_t row_bytes) {
+    MPI_Comm comm = *(MPI_Comm *)context;
+    int size;
+    MPI_Comm_size(comm, &size);
+    int send_bytes[64], send_at[64], recv_bytes[64], recv_at[64];
+    for (int q = 0, s = 0, r = 0; q < size; q++) {
+        send_bytes[q] = send_rows[q] * (int)row_bytes;
+        recv_bytes[q] = recv_rows[q] * (int)row_bytes;
+        send_at[q] = s;
+        recv_at[q] = r;
+        s += send_bytes[q];
+        r += recv_bytes[q];
+    }
+    MPI_Alltoallv(send, send_bytes, send_at, MPI_BYTE, recv, recv_bytes, recv_at, MPI_BYTE, comm);
+}
+
 static void make_config(const shard_case *sc, config *c) {
     config_defaults(c);
     c->data.tokenizer[0] = '\0';
@@ -99,14 +126,14 @@ static void make_config(const shard_case *sc, config *c) {
 
 static void make_tokens(int32_t *tokens, int micro) {
     random_state rng;
-    random_seed(&rng, 11 + (uint64_t)micro);
+    random_seed(&rng, 11 + (uint64_t)micro); /* micro: over every data-parallel rank */
     for (int i = 0; i < BATCH * (SEQ + 1); i++) tokens[i] = (int32_t)random_below(&rng, VOCAB);
     tokens[3] = EOD;
     tokens[(SEQ + 1) + 5] = EOD;
 }
 
-static void make_weights(float *weights) {
-    for (int i = 0; i < BATCH * SEQ; i++) weights[i] = 1.0f / (BATCH * SEQ * MICRO);
+static void make_weights(float *weights, int dp) {
+    for (int i = 0; i < BATCH * SEQ; i++) weights[i] = 1.0f / (BATCH * SEQ * MICRO * dp);
 }
 
 /* max |a - b| / max(max |b|, floor); the floor keeps gradients that vanish analytically (a
@@ -134,22 +161,33 @@ static void slice_of(const param_tensor *p, const float *whole, float *out) {
     }
 }
 
-static void run_case(const shard_case *sc, int tp, int pp, int world_rank) {
-    int tp_rank = world_rank % tp, stage = world_rank / tp;
-    MPI_Comm tp_comm, embedding_comm;
-    MPI_Comm_split(MPI_COMM_WORLD, stage, tp_rank, &tp_comm);
-    /* the first and last stage of one tensor-parallel rank share the tied embeddings */
+static void run_case(const shard_case *sc, int tp, int pp, int ep, int world_rank) {
+    int tp_rank = world_rank % tp, dp_rank = world_rank / tp % ep, stage = world_rank / (tp * ep);
+    int next_stage = world_rank + tp * ep, previous_stage = world_rank - tp * ep;
+    MPI_Comm tp_comm, dp_comm, embedding_comm;
+    MPI_Comm_split(MPI_COMM_WORLD, stage * ep + dp_rank, tp_rank, &tp_comm);
+    MPI_Comm_split(MPI_COMM_WORLD, stage * tp + tp_rank, dp_rank, &dp_comm);
+    /* the first and last stage of one tensor- and data-parallel rank share tied embeddings */
     int in_embedding_group = stage == 0 || stage == pp - 1;
-    MPI_Comm_split(MPI_COMM_WORLD, in_embedding_group ? tp_rank : MPI_UNDEFINED, stage,
-                   &embedding_comm);
+    MPI_Comm_split(MPI_COMM_WORLD, in_embedding_group ? dp_rank * tp + tp_rank : MPI_UNDEFINED,
+                   stage, &embedding_comm);
+    int moe = 0;
 
     config c;
     make_config(sc, &c);
+    moe = c.model.moe.experts > 0;
+    if (ep > 1 && !moe) {
+        MPI_Comm_free(&tp_comm);
+        MPI_Comm_free(&dp_comm);
+        if (embedding_comm != MPI_COMM_NULL) MPI_Comm_free(&embedding_comm);
+        return;
+    }
     const ops *o = ops_cpu();
     status st = {{0}};
     model whole, part;
     CHECK_MSG(model_create(&whole, o, &c, EOD, &st) == 0, "%s", st.message);
     model_shard shard = {{tp_rank, tp, &tp_comm, sum_floats, sum_floats, max_floats},
+                         {dp_rank, ep, &dp_comm, exchange_counts, exchange_rows},
                          stage, pp, 0, 0, MICRO};
     model_stage_layers(c.model.layers, stage, pp, &shard.first_layer, &shard.layers);
     CHECK_MSG(model_create_shard(&part, o, &c, EOD, &shard, &st) == 0, "%s", st.message);
@@ -159,15 +197,21 @@ static void run_case(const shard_case *sc, int tp, int pp, int world_rank) {
     model_zero_grads(&part);
 
     int N = BATCH * SEQ, d = c.model.d_model;
-    int32_t tokens[MICRO][BATCH * (SEQ + 1)];
+    int32_t tokens[MICRO][BATCH * (SEQ + 1)], other[BATCH * (SEQ + 1)];
     float weights[BATCH * SEQ], expect_losses[MICRO][BATCH * SEQ];
-    make_weights(weights);
-    for (int micro = 0; micro < MICRO; micro++) {
-        make_tokens(tokens[micro], micro);
-        model_forward(&whole, tokens[micro], weights, 1.0 / MICRO);
-        memcpy(expect_losses[micro], whole.host_losses, sizeof expect_losses[micro]);
-        model_backward(&whole);
-    }
+    make_weights(weights, ep);
+    /* the whole model runs every data-parallel rank's micro-batches; the moe scale is one over
+     * the micro-batches of the global batch, as the trainer sets it */
+    double moe_scale = 1.0 / (MICRO * ep);
+    for (int rank = 0; rank < ep; rank++)
+        for (int micro = 0; micro < MICRO; micro++) {
+            int32_t *t = rank == dp_rank ? tokens[micro] : other;
+            make_tokens(t, rank * MICRO + micro);
+            model_forward(&whole, t, weights, moe_scale);
+            if (rank == dp_rank)
+                memcpy(expect_losses[micro], whole.host_losses, sizeof expect_losses[micro]);
+            model_backward(&whole);
+        }
 
     /* the shard, in the 1F1B order: stage s runs pp - s - 1 forward passes ahead, then
      * alternates forward and backward (the last stage's logits live only until its backward) */
@@ -178,31 +222,32 @@ static void run_case(const shard_case *sc, int tp, int pp, int world_rank) {
         if (run_forward) {
             int micro = forward++;
             if (stage > 0)
-                MPI_Recv(model_stage_input(&part, micro), N * d, MPI_FLOAT, world_rank - tp, micro,
+                MPI_Recv(model_stage_input(&part, micro), N * d, MPI_FLOAT, previous_stage, micro,
                          MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            model_stage_forward(&part, micro, tokens[micro], weights, 1.0 / MICRO);
+            model_stage_forward(&part, micro, tokens[micro], weights, moe_scale);
             if (stage < pp - 1)
-                MPI_Send(model_stage_output(&part, micro), N * d, MPI_FLOAT, world_rank + tp,
-                         micro, MPI_COMM_WORLD);
+                MPI_Send(model_stage_output(&part, micro), N * d, MPI_FLOAT, next_stage, micro,
+                         MPI_COMM_WORLD);
             else
                 worst_loss =
                     fmax(worst_loss, relative_error(part.host_losses, expect_losses[micro], N));
         } else {
             int micro = backward++;
             if (stage < pp - 1)
-                MPI_Recv(model_stage_grad(&part), N * d, MPI_FLOAT, world_rank + tp, MICRO + micro,
+                MPI_Recv(model_stage_grad(&part), N * d, MPI_FLOAT, next_stage, MICRO + micro,
                          MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             model_stage_backward(&part, micro);
             if (stage > 0)
-                MPI_Send(model_stage_grad(&part), N * d, MPI_FLOAT, world_rank - tp,
-                         MICRO + micro, MPI_COMM_WORLD);
+                MPI_Send(model_stage_grad(&part), N * d, MPI_FLOAT, previous_stage, MICRO + micro,
+                         MPI_COMM_WORLD);
         }
     }
     if (stage == pp - 1)
-        CHECK_MSG(worst_loss <= LOSS_TOLERANCE, "%s tp%d pp%d rank %d: losses differ by %.2e",
-                  sc->name, tp, pp, world_rank, worst_loss);
+        CHECK_MSG(worst_loss <= LOSS_TOLERANCE, "%s tp%d pp%d ep%d rank %d: losses differ by %.2e",
+                  sc->name, tp, pp, ep, world_rank, worst_loss);
 
-    /* gradients: partial ones summed over tp, tied copies summed over the embedding group */
+    /* gradients: partial ones summed over tp, tied copies summed over the embedding group,
+     * everything but the routed experts (whose owner saw every rank's rows) summed over dp */
     float *grads = (float *)part.grads, *whole_grads = (float *)whole.grads;
     double worst = 0;
     const char *worst_name = "";
@@ -211,6 +256,7 @@ static void run_case(const shard_case *sc, int tp, int pp, int world_rank) {
         const param_tensor *p = &part.params[i];
         float *g = grads + p->offset;
         if (p->tp_partial) sum_floats(&tp_comm, g, p->count);
+        if (!p->expert) sum_floats(&dp_comm, g, p->count);
         if (strcmp(p->name, "embed.tokens") == 0 && pp > 1 && c.model.tie_embeddings)
             sum_floats(&embedding_comm, g, p->count);
         const param_tensor *q = model_find_param(&whole, p->name);
@@ -234,25 +280,28 @@ static void run_case(const shard_case *sc, int tp, int pp, int world_rank) {
         free(expect);
         checked++;
     }
-    CHECK_MSG(worst <= GRADIENT_TOLERANCE, "%s tp%d pp%d rank %d: gradient of %s differs by %.2e",
-              sc->name, tp, pp, world_rank, worst_name, worst);
+    CHECK_MSG(worst <= GRADIENT_TOLERANCE, "%s tp%d pp%d ep%d rank %d: gradient of %s differs by %.2e",
+              sc->name, tp, pp, ep, world_rank, worst_name, worst);
     CHECK_MSG(checked > 0, "%s: rank %d holds no tensors", sc->name, world_rank);
 
-    /* every whole-model tensor is held by some rank, in full across the tp group */
+    /* every whole-model tensor is held by some rank, in full across the tp group: count the
+     * experts of every ep rank, the rest once (data-parallel rank 0) */
     int64_t held = 0, total = 0;
     for (int i = 0; i < part.param_count; i++)
-        if (part.params[i].counts_in_norm) held += (int64_t)part.params[i].count;
+        if (part.params[i].counts_in_norm && (part.params[i].expert || dp_rank == 0))
+            held += (int64_t)part.params[i].count;
     MPI_Allreduce(MPI_IN_PLACE, &held, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
     total = (int64_t)whole.total_params;
     CHECK_MSG(held == total, "%s tp%d pp%d: shards count %lld parameters in the norm, model has %lld",
               sc->name, tp, pp, (long long)held, (long long)total);
     if (world_rank == 0)
-        printf("  %-28s tp%d pp%d  loss error %.1e  gradient error %.1e (%s)\n", sc->name, tp, pp,
-               worst_loss, worst, worst_name);
+        printf("  %-28s tp%d pp%d ep%d  loss error %.1e  gradient error %.1e (%s)\n", sc->name, tp,
+               pp, ep, worst_loss, worst, worst_name);
 
     model_destroy(&part);
     model_destroy(&whole);
     MPI_Comm_free(&tp_comm);
+    MPI_Comm_free(&dp_comm);
     if (embedding_comm != MPI_COMM_NULL) MPI_Comm_free(&embedding_comm);
 }
 
@@ -262,17 +311,19 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     int tp = argc > 2 ? atoi(argv[1]) : 1, pp = argc > 2 ? atoi(argv[2]) : 1;
-    if (tp * pp != size) {
-        if (rank == 0) fprintf(stderr, "test_model_shards: run with TP×PP = %d ranks\n", size);
+    int ep = argc > 3 ? atoi(argv[3]) : 1;
+    if (tp < 1 || pp < 1 || ep < 1 || tp * pp * ep != size) {
+        if (rank == 0) fprintf(stderr, "test_model_shards: run with TP×PP×EP = %d ranks\n", size);
         MPI_Finalize();
         return 2;
     }
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i], tp, pp, rank);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i], tp, pp, ep, rank);
     /* one verdict for the whole world */
     int failed = check_failed, passed = check_passed;
     MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     MPI_Allreduce(MPI_IN_PLACE, &passed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (rank == 0) printf("test_model_shards tp%d pp%d: %d passed, %d failed\n", tp, pp, passed, failed);
+    if (rank == 0)
+        printf("test_model_shards tp%d pp%d ep%d: %d passed, %d failed\n", tp, pp, ep, passed, failed);
     MPI_Finalize();
     return failed ? 1 : 0;
 }
