@@ -86,6 +86,7 @@ const config_key config_keys[] = {
     KEY("parallel.ep", KEY_INT, parallel.ep),
     KEY("parallel.zero", KEY_INT, parallel.zero),
     ENUM_KEY("parallel.comm", parallel.comm, comm_words),
+    KEY("parallel.timeout_s", KEY_DOUBLE, parallel.timeout_s),
     KEY("checkpoint.dir", KEY_STRING, checkpoint.dir),
     KEY("checkpoint.every", KEY_INT64, checkpoint.every),
     KEY("checkpoint.keep", KEY_INT, checkpoint.keep),
@@ -173,6 +174,7 @@ void config_defaults(config *c) {
     c->parallel.ep = 1;
     c->parallel.zero = 0;
     c->parallel.comm = COMM_AUTO;
+    c->parallel.timeout_s = 600.0;
 
     c->checkpoint.every = 0;
     c->checkpoint.keep = 3;

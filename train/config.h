@@ -111,6 +111,7 @@ typedef struct run_config {
 typedef struct parallel_config {
     int tp, pp, ep, zero;
     comm_kind comm;
+    double timeout_s;  /* a collective waiting longer aborts the job (a peer died or hangs) */
 } parallel_config;
 
 typedef struct checkpoint_config {

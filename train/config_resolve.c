@@ -301,6 +301,9 @@ static int check_parallel(const config *c, int world_size, status *st) {
     }
     if (p->zero != 0 && p->zero != 1)
         return invalid(c, st, "parallel.zero", NULL, "must be 0 or 1 (got %d)", p->zero);
+    if (!(p->timeout_s > 0))
+        return invalid(c, st, "parallel.timeout_s", NULL, "must be > 0 seconds (got %g)",
+                       p->timeout_s);
     if (p->comm == COMM_NCCL && c->device == DEVICE_CPU)
         return invalid(c, st, "parallel.comm", "device", "nccl needs device cuda or auto");
     long long per_step = (long long)c->train.micro_batch * dp;

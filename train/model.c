@@ -232,6 +232,8 @@ static void layout_model(model *m) {
     m->params = b.params;
     m->param_count = b.count;
     m->total_params = b.next;
+    size_t multiple = m->shard.param_multiple > 1 ? m->shard.param_multiple : 1;
+    m->padded_params = (m->total_params + multiple - 1) / multiple * multiple;
 }
 
 /* ------------------------------------------------------------ allocation -- */
@@ -263,9 +265,9 @@ static void carve(model *m, arena *space) {
     size_t expert_rows = routed_rows * ep;
     int hidden_rows = m->is_moe ? m->shared_up_rows : m->up_rows;
     int hidden = m->is_moe ? m->shared_ffn : m->ffn;
-    m->master = MASTER(m->total_params);
-    m->grads = MASTER(m->total_params);
-    m->compute = o->compute_aliases_master ? m->master : ACT(m->total_params);
+    m->master = MASTER(m->padded_params);
+    m->grads = MASTER(m->padded_params);
+    m->compute = o->compute_aliases_master ? m->master : ACT(m->padded_params);
     m->tokens = INT32((size_t)slots * N);
     m->targets = INT32(N);
     m->positions = INT32((size_t)slots * N);
@@ -358,7 +360,7 @@ void model_stage_layers(int layers, int stage, int stages, int *first, int *coun
 
 int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *st) {
     model_shard whole = {{0, 1, NULL, NULL, NULL, NULL}, {0, 1, NULL, NULL, NULL}, 0, 1, 0,
-                         cfg->model.layers, 1};
+                         cfg->model.layers, 1, 0};
     return model_create_shard(m, o, cfg, eod_id, &whole, st);
 }
 
@@ -534,10 +536,10 @@ void model_init_weights(model *m, uint64_t seed) {
 }
 
 void model_sync_compute_weights(model *m) {
-    if (m->compute != m->master) m->ops->master_to_act(m->compute, m->master, m->total_params);
+    if (m->compute != m->master) m->ops->master_to_act(m->compute, m->master, m->padded_params);
 }
 
-void model_zero_grads(model *m) { m->ops->zero(m->grads, m->total_params * m->ops->master_bytes); }
+void model_zero_grads(model *m) { m->ops->zero(m->grads, m->padded_params * m->ops->master_bytes); }
 
 /* ------------------------------------------------------------- pointers -- */
 

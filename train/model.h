@@ -87,6 +87,8 @@ typedef struct model_shard {
     int stage, stages;      /* pipeline stage of this rank, and their number */
     int first_layer, layers;  /* the stage's layers: [first_layer, first_layer + layers) */
     int slots;              /* activation sets for micro-batches in flight */
+    size_t param_multiple;  /* the parameter arenas hold total_params rounded up to a multiple
+                               of this (ZeRO-1 shards; 0 or 1: no padding); padding stays 0 */
 } model_shard;
 
 /* Offsets (in elements) of one layer's tensors; SIZE_MAX when absent. Gate and
@@ -147,6 +149,7 @@ typedef struct model {
     int param_count;
     param_tensor *params;
     size_t total_params, decayed_params;  /* decayed tensors occupy [0, decayed_params) */
+    size_t padded_params;                 /* elements of the master and gradient arenas */
     size_t embed_tokens, embed_positions, final_norm_w, final_norm_b, lm_head;
     layer_offsets *layers;  /* [shard.layers] */
 

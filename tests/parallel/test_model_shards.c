@@ -8,7 +8,7 @@
  * every data-parallel rank) and its own shard, with the tensor- and expert-parallel exchanges
  * over MPI. Both take the same weights
  * (model_init_weights draws the whole model's stream) and run M micro-batches in the 1F1B
- * order, one activation slot per micro-batch in flight; activations
+ * order (parallel/pipeline.h), one activation slot per micro-batch in flight; activations
  * and their gradients cross stage boundaries with MPI_Send/MPI_Recv. Checked, for several
  * architectures: every micro-batch's per-token losses on the last stage, and every gradient
  * slice the shard holds (partial gradients summed over the tensor-parallel group, the last
@@ -21,6 +21,7 @@
 
 #include "common/random.h"
 #include "kernels/ops.h"
+#include "parallel/pipeline.h"
 #include "tests/unit/check.h"
 #include "train/config.h"
 #include "train/model.h"
@@ -188,7 +189,7 @@ static void run_case(const shard_case *sc, int tp, int pp, int ep, int world_ran
     CHECK_MSG(model_create(&whole, o, &c, EOD, &st) == 0, "%s", st.message);
     model_shard shard = {{tp_rank, tp, &tp_comm, sum_floats, sum_floats, max_floats},
                          {dp_rank, ep, &dp_comm, exchange_counts, exchange_rows},
-                         stage, pp, 0, 0, MICRO};
+                         stage, pp, 0, 0, pipeline_slots(stage, pp, MICRO)};
     model_stage_layers(c.model.layers, stage, pp, &shard.first_layer, &shard.layers);
     CHECK_MSG(model_create_shard(&part, o, &c, EOD, &shard, &st) == 0, "%s", st.message);
     model_init_weights(&whole, c.run.seed);
@@ -213,30 +214,29 @@ static void run_case(const shard_case *sc, int tp, int pp, int ep, int world_ran
             model_backward(&whole);
         }
 
-    /* the shard, in the 1F1B order: stage s runs pp - s - 1 forward passes ahead, then
-     * alternates forward and backward (the last stage's logits live only until its backward) */
+    /* the shard, in the 1F1B order (the last stage's logits live only until its backward) */
     double worst_loss = 0;
-    int warmup = pp - stage - 1 < MICRO ? pp - stage - 1 : MICRO, forward = 0, backward = 0;
-    while (backward < MICRO) {
-        int run_forward = forward < MICRO && (forward < warmup || forward == backward);
-        if (run_forward) {
-            int micro = forward++;
+    pipeline_action actions[2 * MICRO];
+    pipeline_schedule(stage, pp, MICRO, actions);
+    int slots = pipeline_slots(stage, pp, MICRO);
+    for (int a = 0; a < 2 * MICRO; a++) {
+        int micro = actions[a].micro, slot = micro % slots;
+        if (actions[a].pass == PIPELINE_FORWARD) {
             if (stage > 0)
-                MPI_Recv(model_stage_input(&part, micro), N * d, MPI_FLOAT, previous_stage, micro,
+                MPI_Recv(model_stage_input(&part, slot), N * d, MPI_FLOAT, previous_stage, micro,
                          MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            model_stage_forward(&part, micro, tokens[micro], weights, moe_scale);
+            model_stage_forward(&part, slot, tokens[micro], weights, moe_scale);
             if (stage < pp - 1)
-                MPI_Send(model_stage_output(&part, micro), N * d, MPI_FLOAT, next_stage, micro,
+                MPI_Send(model_stage_output(&part, slot), N * d, MPI_FLOAT, next_stage, micro,
                          MPI_COMM_WORLD);
             else
                 worst_loss =
                     fmax(worst_loss, relative_error(part.host_losses, expect_losses[micro], N));
         } else {
-            int micro = backward++;
             if (stage < pp - 1)
                 MPI_Recv(model_stage_grad(&part), N * d, MPI_FLOAT, next_stage, MICRO + micro,
                          MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            model_stage_backward(&part, micro);
+            model_stage_backward(&part, slot);
             if (stage > 0)
                 MPI_Send(model_stage_grad(&part), N * d, MPI_FLOAT, previous_stage, MICRO + micro,
                          MPI_COMM_WORLD);

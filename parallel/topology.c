@@ -1,0 +1,144 @@
+#include "parallel/topology.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel/comm_mpi.h"
+
+const char *parallel_axis_name(parallel_axis axis) {
+    static const char *const names[AXIS_COUNT] = {"world", "tp",        "pp",   "dp",
+                                                  "ep",    "expert_dp", "model"};
+    return axis < AXIS_COUNT ? names[axis] : "?";
+}
+
+/* The independent coordinates are tp, pp, ep and expert_dp; dp, model and world follow. */
+static void derive(const int *size, int *rank) {
+    rank[AXIS_DP] = rank[AXIS_EP] + size[AXIS_EP] * rank[AXIS_EXPERT_DP];
+    rank[AXIS_MODEL] = rank[AXIS_TP] + size[AXIS_TP] * rank[AXIS_PP];
+    rank[AXIS_WORLD] =
+        rank[AXIS_TP] + size[AXIS_TP] * (rank[AXIS_DP] + size[AXIS_DP] * rank[AXIS_PP]);
+}
+
+static void set_dp(const int *size, int *rank, int dp_rank) {
+    rank[AXIS_EP] = dp_rank % size[AXIS_EP];
+    rank[AXIS_EXPERT_DP] = dp_rank / size[AXIS_EP];
+}
+
+/* Sets one coordinate, keeping the others. */
+static void set_coordinate(const int *size, int *rank, parallel_axis axis, int value) {
+    switch (axis) {
+    case AXIS_WORLD:
+        rank[AXIS_TP] = value % size[AXIS_TP];
+        set_dp(size, rank, value / size[AXIS_TP] % size[AXIS_DP]);
+        rank[AXIS_PP] = value / (size[AXIS_TP] * size[AXIS_DP]);
+        break;
+    case AXIS_DP:
+        set_dp(size, rank, value);
+        break;
+    case AXIS_MODEL:
+        rank[AXIS_TP] = value % size[AXIS_TP];
+        rank[AXIS_PP] = value / size[AXIS_TP];
+        break;
+    case AXIS_TP:
+    case AXIS_PP:
+    case AXIS_EP:
+    case AXIS_EXPERT_DP:
+        rank[axis] = value;
+        break;
+    case AXIS_COUNT:
+        break;
+    }
+    derive(size, rank);
+}
+
+int grid_init(parallel_grid *g, int world_size, int tp, int pp, int ep, status *st) {
+    memset(g, 0, sizeof *g);
+    if (world_size < 1 || tp < 1 || pp < 1 || ep < 1)
+        return status_fail(st, "parallel: sizes must be >= 1 (world=%d, tp=%d, pp=%d, ep=%d)",
+                           world_size, tp, pp, ep);
+    if (world_size % (tp * pp))
+        return status_fail(st, "parallel: tp*pp (=%d*%d) must divide the number of ranks (%d)", tp,
+                           pp, world_size);
+    int dp = world_size / (tp * pp);
+    if (dp % ep)
+        return status_fail(st, "parallel: ep (=%d) must divide the data-parallel size (dp=%d)", ep,
+                           dp);
+    int *size = g->size;
+    size[AXIS_WORLD] = world_size;
+    size[AXIS_TP] = tp;
+    size[AXIS_PP] = pp;
+    size[AXIS_DP] = dp;
+    size[AXIS_EP] = ep;
+    size[AXIS_EXPERT_DP] = dp / ep;
+    size[AXIS_MODEL] = tp * pp;
+    return 0;
+}
+
+void grid_place(parallel_grid *g, int world_rank) {
+    set_coordinate(g->size, g->rank, AXIS_WORLD, world_rank);
+}
+
+void grid_members(const parallel_grid *g, parallel_axis axis, int *members) {
+    for (int i = 0; i < g->size[axis]; i++) {
+        int rank[AXIS_COUNT];
+        memcpy(rank, g->rank, sizeof rank);
+        set_coordinate(g->size, rank, axis, i);
+        members[i] = rank[AXIS_WORLD];
+    }
+}
+
+static int mpi_failed(const char *function, parallel_axis axis, int rc, status *st) {
+    char text[MPI_MAX_ERROR_STRING];
+    int length = 0;
+    MPI_Error_string(rc, text, &length);
+    return status_fail(st, "parallel: %s for the %s communicator: %s", function,
+                       parallel_axis_name(axis), text);
+}
+
+/* The group of this rank on `axis`: ranks that share every other coordinate. Its first member's
+ * world rank names it (the split color); the coordinate on the axis orders it (the key). */
+static int create_axis(parallel_topology *t, parallel_axis axis, double timeout_s, status *st) {
+    const parallel_grid *g = &t->grid;
+    MPI_Comm mpi;
+    int rc;
+    if (axis == AXIS_WORLD) {
+        rc = MPI_Comm_dup(MPI_COMM_WORLD, &mpi);
+    } else {
+        int *members = malloc((size_t)g->size[axis] * sizeof *members);
+        if (!members) return status_fail(st, "parallel: out of memory");
+        grid_members(g, axis, members);
+        rc = MPI_Comm_split(MPI_COMM_WORLD, members[0], g->rank[axis], &mpi);
+        free(members);
+    }
+    if (rc != MPI_SUCCESS)
+        return mpi_failed(axis == AXIS_WORLD ? "MPI_Comm_dup" : "MPI_Comm_split", axis, rc, st);
+    comm *c = &t->comms[axis];
+    if (comm_mpi_create(c, mpi, parallel_axis_name(axis), timeout_s, st) != 0) return -1;
+    if (c->rank != g->rank[axis] || c->size != g->size[axis])
+        return status_fail(st,
+                           "parallel: the %s communicator has this rank at %d of %d, the grid "
+                           "says %d of %d",
+                           c->name, c->rank, c->size, g->rank[axis], g->size[axis]);
+    return 0;
+}
+
+int topology_create(parallel_topology *t, const parallel_config *cfg, status *st) {
+    memset(t, 0, sizeof *t);
+    int world_rank, world_size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    if (grid_init(&t->grid, world_size, cfg->tp, cfg->pp, cfg->ep, st) != 0) return -1;
+    grid_place(&t->grid, world_rank);
+    for (int axis = 0; axis < AXIS_COUNT; axis++)
+        if (create_axis(t, (parallel_axis)axis, cfg->timeout_s, st) != 0) {
+            topology_destroy(t);
+            return -1;
+        }
+    return 0;
+}
+
+void topology_destroy(parallel_topology *t) {
+    for (int axis = 0; axis < AXIS_COUNT; axis++)
+        if (t->comms[axis].ops) comm_destroy(&t->comms[axis]);
+}
