@@ -1,7 +1,9 @@
-/* Megatron indexed dataset writer and validating memory-mapped reader.
+/* Megatron indexed dataset writer, and the validating memory-mapped reader of Megatron datasets
+ * and llm.c shards (the llm.c header and documents come from data/llmc_shard.c; here both
+ * formats become one token stream plus document starts).
  *
  * The .idx arrays start at byte 34, so they are unaligned: every field is read
- * through memcpy-based loads, never through a cast pointer. Files are written
+ * through byte-wise loads, never through a cast pointer. Files are written
  * little-endian byte by byte so the output does not depend on the host. */
 #include "data/indexed_dataset.h"
 
@@ -14,6 +16,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "data/llmc_shard.h"
 
 enum { HEADER_BYTES = 34, VERSION = 1, DTYPE_UINT16 = 8, DTYPE_INT32 = 4 };
 static const char magic[9] = {'M', 'M', 'I', 'D', 'I', 'D', 'X', 0, 0};
@@ -156,16 +160,32 @@ int indexed_dataset_writer_add(indexed_dataset_writer *w, const int32_t *tokens,
         w->encoded = bigger;
         w->encoded_capacity = count * w->itemsize;
     }
-    for (size_t i = 0; i < count; i++) {
-        if (tokens[i] < 0 || tokens[i] >= w->vocab_size)
-            return status_fail(st, "%s: token id %d outside the vocabulary of %d", w->prefix,
-                               tokens[i], w->vocab_size);
-        store_le(w->encoded + i * w->itemsize, (uint32_t)tokens[i], w->itemsize);
+    /* One branch-free pass finds the largest id (negative ids compare as huge), so the
+     * common case costs a vectorised scan and a store loop. */
+    uint32_t largest = 0;
+    for (size_t i = 0; i < count; i++)
+        largest = (uint32_t)tokens[i] > largest ? (uint32_t)tokens[i] : largest;
+    if (count && largest >= (uint32_t)w->vocab_size) {
+        size_t i = 0;
+        while (tokens[i] >= 0 && tokens[i] < w->vocab_size) i++;
+        return status_fail(st, "%s: token id %d outside the vocabulary of %d", w->prefix,
+                           tokens[i], w->vocab_size);
     }
+    uint8_t *p = w->encoded;
+    if (w->itemsize == 2)
+        for (size_t i = 0; i < count; i++) store_le(p + 2 * i, (uint32_t)tokens[i], 2);
+    else
+        for (size_t i = 0; i < count; i++) store_le(p + 4 * i, (uint32_t)tokens[i], 4);
     if (count && fwrite(w->encoded, w->itemsize, count, w->bin) != count)
         return status_fail(st, "%s: write error: %s", w->bin_tmp, strerror(errno));
     w->lengths[w->count++] = (int32_t)count;
     return 0;
+}
+
+/* Flushes f to the disk and closes it; 0 or -1 (errno set). */
+static int close_synced(FILE *f) {
+    int failed = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    return fclose(f) != 0 || failed ? -1 : 0;
 }
 
 static int write_index(const indexed_dataset_writer *w, status *st) {
@@ -194,7 +214,7 @@ static int write_index(const indexed_dataset_writer *w, status *st) {
         store_le(field, i, 8);
         ok = fwrite(field, 1, 8, f) == 8;
     }
-    if (fclose(f) != 0) ok = 0;
+    if (close_synced(f) != 0) ok = 0;
     if (!ok) return status_fail(st, "%s: write error: %s", w->idx_tmp, strerror(errno));
     return 0;
 }
@@ -209,16 +229,30 @@ static int rename_into_place(const char *from, const char *prefix, const char *s
     return failed ? -1 : 0;
 }
 
+/* The old index goes first, so that a crash between the two renames leaves a dataset that
+ * reads as missing rather than a new .bin beside the old .idx. */
+static int commit_files(const indexed_dataset_writer *w, status *st) {
+    char *old_index = path_with_suffix(w->prefix, ".idx");
+    if (!old_index) return status_fail(st, "%s: out of memory", w->prefix);
+    int failed = unlink(old_index) != 0 && errno != ENOENT;
+    if (failed) status_fail(st, "%s: cannot replace: %s", old_index, strerror(errno));
+    free(old_index);
+    if (failed) return -1;
+    return rename_into_place(w->bin_tmp, w->prefix, ".bin", st) != 0 ||
+                   rename_into_place(w->idx_tmp, w->prefix, ".idx", st) != 0
+               ? -1
+               : 0;
+}
+
 int indexed_dataset_writer_close(indexed_dataset_writer *w, status *st) {
-    int failed = fclose(w->bin) != 0;
+    int failed = close_synced(w->bin) != 0;
     w->bin = NULL;
     if (failed) {
         status_fail(st, "%s: write error: %s", w->bin_tmp, strerror(errno));
         indexed_dataset_writer_abort(w);
         return -1;
     }
-    if (write_index(w, st) != 0 || rename_into_place(w->bin_tmp, w->prefix, ".bin", st) != 0 ||
-        rename_into_place(w->idx_tmp, w->prefix, ".idx", st) != 0) {
+    if (write_index(w, st) != 0 || commit_files(w, st) != 0) {
         indexed_dataset_writer_abort(w);
         return -1;
     }
@@ -228,13 +262,21 @@ int indexed_dataset_writer_close(indexed_dataset_writer *w, status *st) {
 
 /* ---- reader ---- */
 
+enum { FORMAT_MEGATRON, FORMAT_LLMC };
+
 struct indexed_dataset {
     char *prefix;
+    char *files[2];
+    int file_count, format;
     const uint8_t *idx, *bin;
     size_t idx_size, bin_size;
-    int dtype_code, itemsize;
+    const uint8_t *token_bytes;  /* the first token: the .bin start, or past the llm.c header */
+    int dtype_code;              /* as reported; 0 for llm.c uint32 (not in Megatron's table) */
+    int decode_code;             /* the Megatron code whose decoding reads the tokens */
+    int itemsize;
     int64_t sequences, documents, tokens;
     const uint8_t *lengths, *pointers, *document_indices;
+    llmc_shard shard;
 };
 
 static int map_file(const char *path, const uint8_t **data, size_t *size, status *st) {
@@ -263,7 +305,10 @@ void indexed_dataset_close(indexed_dataset *d) {
     if (!d) return;
     if (d->idx) munmap((void *)d->idx, d->idx_size);
     if (d->bin) munmap((void *)d->bin, d->bin_size);
+    llmc_shard_free(&d->shard);
     free(d->prefix);
+    free(d->files[0]);
+    free(d->files[1]);
     free(d);
 }
 
@@ -277,7 +322,7 @@ static int validate_header(indexed_dataset *d, const char *idx_path, status *st)
     if (version != VERSION)
         return status_fail(st, "%s: version %" PRIu64 " is not supported (expected 1)", idx_path,
                            version);
-    d->dtype_code = d->idx[17];
+    d->dtype_code = d->decode_code = d->idx[17];
     d->itemsize = dtype_itemsize(d->dtype_code);
     if (!d->itemsize) return status_fail(st, "%s: unknown dtype code %d", idx_path, d->dtype_code);
     uint64_t sequences = load_le(d->idx + 18, 8), document_entries = load_le(d->idx + 26, 8);
@@ -344,21 +389,124 @@ static int validate_arrays(indexed_dataset *d, const char *idx_path, const char 
     return 0;
 }
 
+static double load_float(const uint8_t *p, int itemsize) {
+    if (itemsize == 8) {
+        double value;
+        uint64_t bits = load_le(p, 8);
+        memcpy(&value, &bits, sizeof value);
+        return value;
+    }
+    float value;
+    uint32_t bits = (uint32_t)load_le(p, 4);
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+/* Tokens are read as int32: int64 and float files must hold int32-valued integers only. */
+static int validate_token_values(const indexed_dataset *d, const char *bin_path, status *st) {
+    const uint8_t *p = d->token_bytes;
+    for (int64_t i = 0; d->dtype_code == 5 && i < d->tokens; i++) {
+        int64_t value = (int64_t)load_le(p + 8 * i, 8);
+        if (value < INT32_MIN || value > INT32_MAX)
+            return status_fail(st, "%s: token %" PRId64 " is %" PRId64 ", outside the int32 range",
+                               bin_path, i, value);
+    }
+    for (int64_t i = 0; (d->dtype_code == 6 || d->dtype_code == 7) && i < d->tokens; i++) {
+        double value = load_float(p + d->itemsize * i, d->itemsize);
+        if (!(value >= INT32_MIN && value <= INT32_MAX) || value != (double)(int32_t)value)
+            return status_fail(st, "%s: token %" PRId64 " is %.17g, not an integer token id (%s)",
+                               bin_path, i, value, indexed_dataset_dtype_name(d->dtype_code));
+    }
+    return 0;
+}
+
+static int open_megatron(indexed_dataset *d, status *st) {
+    d->format = FORMAT_MEGATRON;
+    d->file_count = 2;
+    d->files[0] = path_with_suffix(d->prefix, ".idx");
+    d->files[1] = path_with_suffix(d->prefix, ".bin");
+    if (!d->files[0] || !d->files[1]) return status_fail(st, "%s: out of memory", d->prefix);
+    if (map_file(d->files[0], &d->idx, &d->idx_size, st) != 0 ||
+        validate_header(d, d->files[0], st) != 0 ||
+        map_file(d->files[1], &d->bin, &d->bin_size, st) != 0)
+        return -1;
+    d->token_bytes = d->bin;
+    return validate_arrays(d, d->files[0], d->files[1], st) != 0 ||
+                   validate_token_values(d, d->files[1], st) != 0
+               ? -1
+               : 0;
+}
+
+static int open_llmc(indexed_dataset *d, status *st) {
+    d->format = FORMAT_LLMC;
+    d->file_count = 1;
+    d->files[0] = strdup(d->prefix);
+    if (!d->files[0]) return status_fail(st, "%s: out of memory", d->prefix);
+    if (map_file(d->files[0], &d->bin, &d->bin_size, st) != 0 ||
+        llmc_shard_parse(d->files[0], d->bin, d->bin_size, &d->shard, st) != 0)
+        return -1;
+    d->token_bytes = d->shard.tokens;
+    d->itemsize = d->shard.token_bytes;
+    /* uint32 tokens were checked to be below 2^31, so they read as int32 */
+    d->decode_code = d->itemsize == 2 ? DTYPE_UINT16 : DTYPE_INT32;
+    d->dtype_code = d->itemsize == 2 ? DTYPE_UINT16 : 0;
+    d->tokens = d->shard.token_count;
+    d->documents = d->shard.document_count;
+    return 0;
+}
+
+static int is_regular_file(const char *path) {
+    struct stat info;
+    return stat(path, &info) == 0 && S_ISREG(info.st_mode);
+}
+
+static int has_suffix(const char *text, const char *suffix) {
+    size_t n = strlen(text), m = strlen(suffix);
+    return n >= m && strcmp(text + n - m, suffix) == 0;
+}
+
+/* Which files `path` names: sets d->prefix and returns the format. */
+static int resolve_path(indexed_dataset *d, const char *path, status *st) {
+    size_t length = strlen(path);
+    char *stripped = strdup(path), *index = path_with_suffix(path, ".idx");
+    char *data = path_with_suffix(path, ".bin");
+    int format = -1;
+    if (!stripped || !index || !data) {
+        status_fail(st, "%s: out of memory", path);
+    } else {
+        if (has_suffix(path, ".bin") || has_suffix(path, ".idx")) stripped[length - 4] = '\0';
+        char *stripped_index = path_with_suffix(stripped, ".idx");
+        int megatron_pair = stripped_index && strcmp(stripped, path) != 0 &&
+                            is_regular_file(stripped_index);
+        free(stripped_index);
+        if (megatron_pair) {
+            d->prefix = strdup(stripped);
+            format = FORMAT_MEGATRON;
+        } else if (is_regular_file(path) && !is_regular_file(index)) {
+            d->prefix = strdup(path);
+            format = FORMAT_LLMC;
+        } else if (!is_regular_file(index) && llmc_shard_probe(data)) {
+            d->prefix = data;
+            data = NULL;
+            format = FORMAT_LLMC;
+        } else {
+            d->prefix = strdup(path);
+            format = FORMAT_MEGATRON;
+        }
+        if (!d->prefix) format = status_fail(st, "%s: out of memory", path);
+    }
+    free(stripped);
+    free(index);
+    free(data);
+    return format;
+}
+
 int indexed_dataset_open(const char *prefix, indexed_dataset **out, status *st) {
     *out = NULL;
     indexed_dataset *d = calloc(1, sizeof *d);
-    char *idx_path = path_with_suffix(prefix, ".idx"), *bin_path = path_with_suffix(prefix, ".bin");
-    if (d) d->prefix = strdup(prefix);
-    int failed = !d || !d->prefix || !idx_path || !bin_path;
-    if (failed)
-        status_fail(st, "%s: out of memory", prefix);
-    else
-        failed = map_file(idx_path, &d->idx, &d->idx_size, st) != 0 ||
-                 validate_header(d, idx_path, st) != 0 ||
-                 map_file(bin_path, &d->bin, &d->bin_size, st) != 0 ||
-                 validate_arrays(d, idx_path, bin_path, st) != 0;
-    free(idx_path);
-    free(bin_path);
+    if (!d) return status_fail(st, "%s: out of memory", prefix);
+    int format = resolve_path(d, prefix, st);
+    int failed = format < 0 || (format == FORMAT_LLMC ? open_llmc(d, st) : open_megatron(d, st));
     if (failed) {
         indexed_dataset_close(d);
         return -1;
@@ -373,9 +521,26 @@ int64_t indexed_dataset_tokens(const indexed_dataset *d) { return d->tokens; }
 
 int indexed_dataset_dtype_code(const indexed_dataset *d) { return d->dtype_code; }
 
+const char *indexed_dataset_dtype(const indexed_dataset *d) {
+    return d->dtype_code ? indexed_dataset_dtype_name(d->dtype_code) : "uint32";
+}
+
+const char *indexed_dataset_format(const indexed_dataset *d) {
+    return d->format == FORMAT_LLMC ? "llm.c" : "megatron";
+}
+
 const char *indexed_dataset_prefix(const indexed_dataset *d) { return d->prefix; }
 
+int indexed_dataset_file_count(const indexed_dataset *d) { return d->file_count; }
+
+const char *indexed_dataset_file(const indexed_dataset *d, int i) { return d->files[i]; }
+
+const llmc_shard *indexed_dataset_llmc_shard(const indexed_dataset *d) {
+    return d->format == FORMAT_LLMC ? &d->shard : NULL;
+}
+
 int64_t indexed_dataset_document_start(const indexed_dataset *d, int64_t doc) {
+    if (d->format == FORMAT_LLMC) return d->shard.document_starts[doc];
     int64_t sequence = load_i64(d->document_indices, doc);
     return sequence < d->sequences ? load_i64(d->pointers, sequence) / d->itemsize : d->tokens;
 }
@@ -384,38 +549,20 @@ int64_t indexed_dataset_document_length(const indexed_dataset *d, int64_t doc) {
     return indexed_dataset_document_start(d, doc + 1) - indexed_dataset_document_start(d, doc);
 }
 
-/* Float token files exist in the dtype table only; a value that is not an
- * int32 becomes -1 rather than undefined behaviour. */
-static int32_t float_token(double value) {
-    return value >= INT32_MIN && value <= INT32_MAX ? (int32_t)value : -1;
-}
-
 void indexed_dataset_read_stream(const indexed_dataset *d, int64_t first, int64_t count,
                                  int32_t *out) {
-    const uint8_t *p = d->bin + first * d->itemsize;
+    const uint8_t *p = d->token_bytes + first * d->itemsize;
     int64_t i;
-    switch (d->dtype_code) {
+    /* int64 and float values were checked on open to be int32 integers */
+    switch (d->decode_code) {
     case 8: for (i = 0; i < count; i++) out[i] = (int32_t)(uint16_t)load_le(p + 2 * i, 2); break;
     case 4: for (i = 0; i < count; i++) out[i] = (int32_t)(uint32_t)load_le(p + 4 * i, 4); break;
     case 1: for (i = 0; i < count; i++) out[i] = p[i]; break;
     case 2: for (i = 0; i < count; i++) out[i] = (int8_t)p[i]; break;
     case 3: for (i = 0; i < count; i++) out[i] = (int16_t)(uint16_t)load_le(p + 2 * i, 2); break;
     case 5: for (i = 0; i < count; i++) out[i] = (int32_t)(int64_t)load_le(p + 8 * i, 8); break;
-    case 6:
-        for (i = 0; i < count; i++) {
-            double value;
-            uint64_t bits = load_le(p + 8 * i, 8);
-            memcpy(&value, &bits, sizeof value);
-            out[i] = float_token(value);
-        }
-        break;
-    case 7:
-        for (i = 0; i < count; i++) {
-            float value;
-            uint32_t bits = (uint32_t)load_le(p + 4 * i, 4);
-            memcpy(&value, &bits, sizeof value);
-            out[i] = float_token(value);
-        }
+    case 6: case 7:
+        for (i = 0; i < count; i++) out[i] = (int32_t)load_float(p + d->itemsize * i, d->itemsize);
         break;
     }
 }

@@ -1,11 +1,20 @@
-/* Megatron indexed dataset (PREFIX.bin + PREFIX.idx), the one on-disk token format.
+/* Tokenized datasets: Megatron indexed datasets (PREFIX.bin + PREFIX.idx), written and read,
+ * and llm.c token shards (data/llmc_shard.h), read through the same handle.
  *
- * Contract: the writer produces files byte-compatible with Megatron-LM's
- * `_IndexWriter` (one sequence per document, version 1, dtype code from the
- * vocabulary size: uint16 below 65,500, int32 above). The reader memory-maps
- * both files, validates them on open (magic, version, dtype code, sizes
- * against file length, monotonic pointers, document index ending at the
- * sequence count) and fails with a one-line message naming the file. */
+ * Contract: the writer produces files byte-compatible with Megatron-LM's `_IndexWriter` (one
+ * sequence per document, version 1, dtype code from the vocabulary size: uint16 below 65,500,
+ * int32 above); it writes PREFIX.bin.tmp/.idx.tmp, syncs them, removes the old PREFIX.idx and
+ * renames both into place, so a crash never leaves a new .bin beside an old .idx. The reader
+ * memory-maps the files and validates them on open: for Megatron the magic, version, dtype code
+ * (every code of Megatron's table, 1..8), sizes against the file lengths, pointers equal to the
+ * running byte sums, document_indices starting at 0, never decreasing and ending at the sequence
+ * count, and int64/float tokens being int32 integers; for llm.c what llmc_shard_parse checks.
+ * Failures are one line naming the file and the field.
+ *
+ * `indexed_dataset_open(PATH)` reads: a Megatron prefix, or PREFIX.bin / PREFIX.idx when both
+ * files exist; an llm.c shard given as its file path (any regular file without a PATH.idx
+ * beside it is taken as one), or as PATH when PATH.bin is an llm.c shard and PATH.idx does not
+ * exist. llm.c documents are split at the EOT token that starts each of them. */
 #ifndef CAIRN_INDEXED_DATASET_H
 #define CAIRN_INDEXED_DATASET_H
 
@@ -13,6 +22,7 @@
 #include <stdint.h>
 
 #include "common/status.h"
+#include "data/llmc_shard.h"
 
 typedef struct indexed_dataset_writer indexed_dataset_writer;
 typedef struct indexed_dataset indexed_dataset;
@@ -35,14 +45,25 @@ int64_t indexed_dataset_document_length(const indexed_dataset *d, int64_t doc);
 /* Copies `count` tokens of document `doc` starting at `offset` into out (as int32). */
 void indexed_dataset_read(const indexed_dataset *d, int64_t doc, int64_t offset, int64_t count,
                           int32_t *out);
+/* Megatron dtype code of the tokens on disk; 0 for uint32 llm.c shards (not in the table). */
 int indexed_dataset_dtype_code(const indexed_dataset *d);
+/* Name of the token type on disk ("uint16", "int32", ..., "uint32"). */
+const char *indexed_dataset_dtype(const indexed_dataset *d);
+/* "megatron" or "llm.c". */
+const char *indexed_dataset_format(const indexed_dataset *d);
+/* The files read: PREFIX.idx and PREFIX.bin, or the one llm.c shard. */
+int indexed_dataset_file_count(const indexed_dataset *d);
+const char *indexed_dataset_file(const indexed_dataset *d, int i);
+/* The llm.c header fields, or NULL for a Megatron dataset. */
+const llmc_shard *indexed_dataset_llmc_shard(const indexed_dataset *d);
 /* "uint16", "int32", ... for a dtype code of the Megatron table, "unknown" otherwise. */
 const char *indexed_dataset_dtype_name(int code);
-/* Position of document `doc`'s first token in the .bin token stream. */
+/* Position of document `doc`'s first token in the token stream (the file's tokens in order). */
 int64_t indexed_dataset_document_start(const indexed_dataset *d, int64_t doc);
-/* Copies tokens [first, first+count) of the .bin token stream, in file order, as int32. */
+/* Copies tokens [first, first+count) of the token stream, in file order, as int32. */
 void indexed_dataset_read_stream(const indexed_dataset *d, int64_t first, int64_t count,
                                  int32_t *out);
+/* The Megatron prefix, or the llm.c shard's path. */
 const char *indexed_dataset_prefix(const indexed_dataset *d);
 
 #endif

@@ -78,6 +78,7 @@ const config_key config_keys[] = {
     KEY("data.tokenizer", KEY_STRING, data.tokenizer),
     KEY("data.sources", KEY_SOURCES, data.sources),
     KEY("data.valid", KEY_STRING, data.valid),
+    KEY("data.split", KEY_STRING, data.split),
     KEY("data.eval_samples", KEY_INT, data.eval_samples),
     KEY("data.eod_id", KEY_INT, data.eod_id),
     KEY("data.mask_eod_input", KEY_BOOL, data.mask_eod_input),

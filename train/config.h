@@ -94,6 +94,7 @@ typedef struct data_config {
     int source_count;
     data_source sources[CONFIG_MAX_SOURCES];
     char valid[CONFIG_STRING];      /* validation dataset prefix, or "" */
+    char split[64];                 /* Megatron split of the documents, "969,30,1"; "": all */
     int eval_samples;               /* sequences of seq_len+1 per evaluation */
     int eod_id;                     /* -1: none; default from the tokenizer */
     int mask_eod_input;             /* bool: no loss where the input token is EOD */
@@ -144,6 +145,8 @@ typedef struct config {
 
 void config_defaults(config *c);
 int config_load_file(config *c, const char *path, status *st);
+/* Overlays YAML text (a checkpoint's resolved config); `name` stands for the file in messages. */
+int config_load_string(config *c, const char *text, const char *name, status *st);
 /* `assignment` is "key.path=value", list indices allowed (data.sources.0.weight=0.3) */
 int config_apply_set(config *c, const char *assignment, status *st);
 /* world_size: number of ranks, for the parallel checks (dp = world / (tp*pp)) */

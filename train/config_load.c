@@ -476,6 +476,18 @@ int config_load_file(config *c, const char *path, status *st) {
     return result;
 }
 
+int config_load_string(config *c, const char *text, const char *name, status *st) {
+    if (strlen(name) >= sizeof c->source) return status_fail(st, "%s: name too long", name);
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) return status_fail(st, "%s: out of memory", name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
+    snprintf(c->source, sizeof c->source, "%s", name);
+    load_context x = {.c = c, .file = name, .st = st};
+    int result = load_document(&x, &parser);
+    yaml_parser_delete(&parser);
+    return result;
+}
+
 int config_apply_set(config *c, const char *assignment, status *st) {
     const char *equals = strchr(assignment, '=');
     char path[PATH_MAX_LENGTH];

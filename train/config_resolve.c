@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "data/split.h"
 #include "train/config.h"
 #include "train/config_keys.h"
 
@@ -255,6 +256,12 @@ static int check_data(const config *c, status *st) {
     if (at_least(c, st, "data.eval_samples", d->eval_samples, 1) ||
         at_least(c, st, "data.eod_id", d->eod_id, -1))
         return -1;
+    double shares[3];
+    status split_status;
+    if (data_split_parse(d->split, shares, &split_status) != 0)
+        return invalid(c, st, "data.split", NULL, "%s", split_status.message);
+    if (shares[DATA_SPLIT_TRAIN] == 0)
+        return invalid(c, st, "data.split", NULL, "\"%s\" leaves nothing to train on", d->split);
     if (c->model.vocab > 0 && d->eod_id >= c->model.vocab)
         return invalid(c, st, "data.eod_id", "model.vocab",
                        "must be < model.vocab (got eod_id=%d, vocab=%d)", d->eod_id,

@@ -9,6 +9,7 @@
 
 #include "common/json.h"
 #include "common/sha256.h"
+#include "data/indexed_dataset.h"
 #include "version.h"
 
 static void cpu_model(char *out, size_t size) {
@@ -40,20 +41,33 @@ static int write_file_entry(FILE *out, const char *path, status *st) {
     return 0;
 }
 
-static int write_dataset(FILE *out, const char *prefix, double weight, status *st) {
-    char path[4200];
+/* source: index into c->data.sources, or -1 for the validation set */
+static int write_dataset(FILE *out, const provenance_info *info, int source, const char *prefix,
+                         double weight, status *st) {
     fputs("{\"prefix\": ", out);
     json_write_string(out, prefix);
     fputs(", \"weight\": ", out);
     json_write_number(out, weight);
+    int shards = 0;
+    char fingerprint[65];
+    int known = source >= 0 && info->loader &&
+                data_loader_source_fingerprint(info->loader, source, &shards, fingerprint) == 0;
+    indexed_dataset *d = NULL;
+    /* a pattern or folder that matched a single shard does not open as a dataset itself */
+    if (known && (shards > 1 || indexed_dataset_open(prefix, &d, st) != 0)) {
+        fprintf(out, ", \"shards\": %d, \"fingerprint\": \"%s\"}", shards, fingerprint);
+        return 0;
+    }
+    if (!d && indexed_dataset_open(prefix, &d, st) != 0) return -1;
     fputs(", \"files\": [", out);
-    snprintf(path, sizeof path, "%s.bin", prefix);
-    if (write_file_entry(out, path, st) != 0) return -1;
-    fputs(", ", out);
-    snprintf(path, sizeof path, "%s.idx", prefix);
-    if (write_file_entry(out, path, st) != 0) return -1;
+    int rc = 0;
+    for (int i = 0; i < indexed_dataset_file_count(d) && rc == 0; i++) {
+        if (i) fputs(", ", out);
+        rc = write_file_entry(out, indexed_dataset_file(d, i), st);
+    }
+    indexed_dataset_close(d);
     fputs("]}", out);
-    return 0;
+    return rc;
 }
 
 int provenance_write(const char *path, const config *c, const char *config_yaml,
@@ -81,10 +95,11 @@ int provenance_write(const char *path, const config *c, const char *config_yaml,
     int failed = 0;
     for (int i = 0; i < c->data.source_count && !failed; i++) {
         if (i) fputs(", ", out);
-        failed = write_dataset(out, c->data.sources[i].path, c->data.sources[i].weight, st) != 0;
+        failed = write_dataset(out, info, i, c->data.sources[i].path, c->data.sources[i].weight,
+                               st) != 0;
     }
     fputs("], \"valid\": ", out);
-    if (!failed && c->data.valid[0]) failed = write_dataset(out, c->data.valid, 0, st) != 0;
+    if (!failed && c->data.valid[0]) failed = write_dataset(out, info, -1, c->data.valid, 0, st) != 0;
     else fputs("null", out);
     fputs(", \"tokenizer\": ", out);
     json_write_string(out, c->data.tokenizer);
