@@ -7,5 +7,8 @@
 int cli_train(int argc, char **argv);
 int cli_prepare(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+int cli_export(int argc, char **argv);
+int cli_import(int argc, char **argv);
 
 #endif

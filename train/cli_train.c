@@ -10,6 +10,7 @@
 #include "train/cli.h"
 #include "train/config.h"
 #include "train/device.h"
+#include "train/signals.h"
 #include "train/trainer.h"
 
 static const char train_usage[] = "usage: cairn train [CONFIG.yaml] [--set key.path=value ...]\n";
@@ -31,6 +32,27 @@ static void format_rate(double per_second, char *out, size_t size) {
     if (per_second >= 1e6) snprintf(out, size, "%.2fM", per_second / 1e6);
     else if (per_second >= 1e3) snprintf(out, size, "%.1fk", per_second / 1e3);
     else snprintf(out, size, "%.0f", per_second);
+}
+
+static void print_note(void *context, const char *message) {
+    (void)context;
+    printf("cairn: %s\n", message);
+    fflush(stdout);
+}
+
+/* Saves after t->step; prints where. Returns 0 or the exit status. */
+static int save_checkpoint(trainer *t) {
+    char path[CONFIG_STRING + 64];
+    status st = {{0}};
+    double start = wall_seconds();
+    if (trainer_save_checkpoint(t, path, sizeof path, &st) != 0) {
+        fprintf(stderr, "cairn train: step %lld: checkpoint: %s\n", (long long)t->step,
+                st.message);
+        return 1;
+    }
+    printf("cairn: checkpoint %s (%.1fs)\n", path, wall_seconds() - start);
+    fflush(stdout);
+    return 0;
 }
 
 /* Reads the command line into a config; returns 0, or the exit status. */
@@ -110,8 +132,14 @@ int cli_train(int argc, char **argv) {
         strncat(command_line, " ", sizeof command_line - strlen(command_line) - 1);
         strncat(command_line, argv[i], sizeof command_line - strlen(command_line) - 1);
     }
+    if (signals_install(&st) != 0) {
+        fprintf(stderr, "cairn train: %s\n", st.message);
+        tokenizer_close(tok);
+        return 1;
+    }
     trainer t;
-    if (trainer_open(&t, &c, o, device, command_line, tok ? tokenizer_checksum(tok) : NULL, &st) != 0) {
+    if (trainer_open(&t, &c, o, device, command_line, tok ? tokenizer_checksum(tok) : NULL,
+                     print_note, NULL, &st) != 0) {
         fprintf(stderr, "cairn train: %s\n", st.message);
         trainer_close(&t);
         tokenizer_close(tok);
@@ -125,26 +153,38 @@ int cli_train(int argc, char **argv) {
            (double)t.model.total_params / 1e6, device);
     printf("cairn: %lld steps of %d sequences x %d tokens; data: %s%s (%lld tokens)\n",
            (long long)c.run.steps, c.train.global_batch, c.model.seq_len, c.data.sources[0].path,
-           c.data.source_count > 1 ? " and more" : "", (long long)data_loader_total_tokens(t.loader));
-    printf("cairn: outputs in %s/ (config.yaml, run.json, metrics.jsonl)\n", c.run.out_dir);
+           c.data.source_count > 1 ? " and more" : "",
+           (long long)data_loader_total_tokens(t.loader));
+    printf("cairn: outputs in %s/ (config.yaml, run.json, metrics.jsonl, checkpoints in %s/)\n",
+           c.run.out_dir, c.checkpoint.dir);
+    if (t.step >= c.run.steps) {
+        printf("cairn: nothing to train: the checkpoint is at step %lld of %lld\n",
+               (long long)t.step, (long long)c.run.steps);
+        trainer_close(&t);
+        return 0;
+    }
     fflush(stdout);
 
-    double start = wall_seconds(), first_loss = NAN, last_loss = NAN, last_val = NAN, first_val = NAN;
-    if (t.valid) {
-        int64_t val_tokens;
-        trainer_evaluate(&t, &first_val, &val_tokens);
+    double start = wall_seconds(), first_loss = NAN, last_loss = NAN;
+    double first_val = NAN, last_val = NAN;
+    int64_t val_tokens;
+    if (t.valid && trainer_evaluate(&t, &first_val, &val_tokens, &st) != 0) {
+        fprintf(stderr, "cairn train: validation: %s\n", st.message);
+        trainer_close(&t);
+        return 1;
     }
     trainer_step_result r = {0};
-    for (int64_t step = 1; step <= c.run.steps; step++) {
+    for (int64_t step = t.step + 1; step <= c.run.steps; step++) {
         if (trainer_step(&t, &r, &st) != 0) {
             fprintf(stderr, "cairn train: step %lld: %s\n", (long long)step, st.message);
             trainer_close(&t);
             return 1;
         }
-        if (step == 1) first_loss = r.loss;
+        if (step == t.start_step + 1) first_loss = r.loss;
         last_loss = r.loss;
         if (!isfinite(r.loss)) {
-            fprintf(stderr, "cairn train: step %lld: loss is %f; stopping\n", (long long)step, r.loss);
+            fprintf(stderr, "cairn train: step %lld: loss is %f; stopping\n", (long long)step,
+                    r.loss);
             trainer_close(&t);
             return 1;
         }
@@ -152,21 +192,42 @@ int cli_train(int argc, char **argv) {
                                    step == c.run.steps);
         double val = NAN;
         if (evaluate) {
-            int64_t val_tokens;
-            trainer_evaluate(&t, &val, &val_tokens);
+            if (trainer_evaluate(&t, &val, &val_tokens, &st) != 0) {
+                fprintf(stderr, "cairn train: step %lld: validation: %s\n", (long long)step,
+                        st.message);
+                trainer_close(&t);
+                return 1;
+            }
             last_val = val;
         }
         double elapsed = wall_seconds() - start;
         if (step % c.run.log_every == 0 || step == 1 || step == c.run.steps || evaluate) {
             trainer_write_metrics(&t, &r, elapsed, val);
             char eta[32], rate[32], val_text[48] = "";
-            format_duration(elapsed / step * (c.run.steps - step), eta, sizeof eta);
-            format_rate((double)c.train.global_batch * c.model.seq_len / r.seconds, rate, sizeof rate);
+            format_duration(elapsed / (double)(step - t.start_step) * (double)(c.run.steps - step),
+                            eta, sizeof eta);
+            format_rate((double)c.train.global_batch * c.model.seq_len / r.seconds, rate,
+                        sizeof rate);
             if (evaluate) snprintf(val_text, sizeof val_text, " | val %.4f", val);
             printf("step %*lld/%lld | loss %.4f%s | lr %.2e | gnorm %.3f | %s tok/s | ETA %s\n",
                    (int)log10((double)c.run.steps) + 1, (long long)step, (long long)c.run.steps,
                    r.loss, val_text, r.lr, r.grad_norm, rate, eta);
             fflush(stdout);
+        }
+        int stop = step < c.run.steps ? trainer_stop_requested(&t) : 0;
+        if ((c.checkpoint.every > 0 && step % c.checkpoint.every == 0) || stop ||
+            step == c.run.steps) {
+            if (save_checkpoint(&t) != 0) {
+                trainer_close(&t);
+                return 1;
+            }
+        }
+        if (stop) {
+            printf("cairn: stopped by %s after step %lld of %lld; run the same command to "
+                   "continue\n",
+                   signals_name(stop), (long long)step, (long long)c.run.steps);
+            trainer_close(&t);
+            return 0;
         }
     }
     char took[32];

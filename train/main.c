@@ -10,6 +10,9 @@ static const char usage[] =
     "  train [CONFIG.yaml] [--set key.path=value ...]   train (no CONFIG: the built-in tiny run)\n"
     "  prepare --tokenizer TOK --output PREFIX INPUT... tokenize text/jsonl into PREFIX.bin/.idx\n"
     "  inspect PATH                                     summarize a dataset prefix\n"
+    "  export CHECKPOINT --format hf --output DIR       a checkpoint as a Hugging Face model\n"
+    "  import HF_DIR --output CHECKPOINT.h5             a Hugging Face model as a checkpoint\n"
+    "  eval CHECKPOINT --data PREFIX [--samples N]      loss of a checkpoint on a dataset (JSON)\n"
     "  --version                                        version, commit and compiled backends\n";
 
 int main(int argc, char **argv) {
@@ -31,6 +34,9 @@ int main(int argc, char **argv) {
     if (strcmp(command, "train") == 0) return cli_train(argc - 1, argv + 1);
     if (strcmp(command, "prepare") == 0) return cli_prepare(argc - 1, argv + 1);
     if (strcmp(command, "inspect") == 0) return cli_inspect(argc - 1, argv + 1);
+    if (strcmp(command, "eval") == 0) return cli_eval(argc - 1, argv + 1);
+    if (strcmp(command, "export") == 0) return cli_export(argc - 1, argv + 1);
+    if (strcmp(command, "import") == 0) return cli_import(argc - 1, argv + 1);
     fprintf(stderr, "cairn: unknown command '%s'\n%s", command, usage);
     return 2;
 }

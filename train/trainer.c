@@ -2,15 +2,19 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "checkpoint/checkpoint.h"
 #include "common/json.h"
 #include "train/provenance.h"
 #include "train/schedule.h"
+#include "train/signals.h"
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -33,16 +37,138 @@ static int make_directories(const char *path, status *st) {
     return 0;
 }
 
+/* The resolved config as YAML text, for run.json and the checkpoints. */
+static char *config_text(const config *c, status *st) {
+    char *yaml = NULL;
+    size_t yaml_size = 0;
+    FILE *mem = open_memstream(&yaml, &yaml_size);
+    if (!mem) {
+        status_fail(st, "trainer: out of memory");
+        return NULL;
+    }
+    int rc = config_write_yaml(c, mem, st);
+    fclose(mem);
+    if (rc != 0) {
+        free(yaml);
+        return NULL;
+    }
+    return yaml;
+}
+
+static void note_line(trainer_note note, void *context, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+static void note_line(trainer_note note, void *context, const char *format, ...) {
+    char line[2 * CONFIG_STRING + 1024];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(line, sizeof line, format, args);
+    va_end(args);
+    note(context, line);
+}
+
+/* With resume none or a path, checkpoint.dir must not hold complete checkpoints of steps after
+ * the one this run starts from: a later `resume: auto` would continue from those instead of from
+ * this run's own (and retention would not count them). */
+static int check_no_later_checkpoints(const trainer *t, status *st) {
+    const checkpoint_config *k = &t->cfg.checkpoint;
+    int64_t newest;
+    if (checkpoint_newest_complete(k->dir, &newest, st) != 0) return -1;
+    if (newest > t->step)
+        return status_fail(st,
+                           "checkpoint.resume %s: %s holds checkpoints up to step %lld, after step "
+                           "%lld where this run starts; move them away or set checkpoint.dir",
+                           k->resume, k->dir, (long long)newest, (long long)t->step);
+    return 0;
+}
+
+/* Loads the checkpoint checkpoint.resume names, if any; t->step and t->tokens follow it.
+ * *resumed: 1 with the training state, 2 with weights only, 0 from scratch. */
+static int resume(trainer *t, trainer_note note, void *context, int *resumed, status *st) {
+    const config *c = &t->cfg;
+    const checkpoint_config *k = &c->checkpoint;
+    *resumed = 0;
+    if (strcmp(k->resume, "none") == 0) return 0;
+    checkpoint_state state = {&t->model, &t->optimizer, t->loader, 0, 0, c->run.seed, NULL};
+    checkpoint_contents contents;
+    char path[CONFIG_STRING + 64];
+    int found = 1;
+    if (strcmp(k->resume, "auto") == 0) {
+        if (checkpoint_load_latest(k->dir, &state, &contents, path, sizeof path, &found, note,
+                                   context, st) != 0)
+            return status_prefix(st, "checkpoint.resume auto");
+    } else {
+        snprintf(path, sizeof path, "%s", k->resume);
+        if (checkpoint_load(path, &state, &contents, st) != 0)
+            return status_prefix(st, "checkpoint.resume");
+    }
+    if (!found) return 0;
+    if (!contents.has_optimizer) {
+        note_line(note, context,
+                  "%s holds weights only (no /optim): training starts at step 0 from these "
+                  "weights with a fresh optimizer",
+                  path);
+        *resumed = 2;
+        return 0;
+    }
+    t->step = t->start_step = contents.step;
+    t->tokens = contents.tokens;
+    *resumed = 1;
+    note_line(note, context, "resuming from %s at step %lld (%lld tokens)", path,
+              (long long)contents.step, (long long)contents.tokens);
+    if (contents.seed != c->run.seed)
+        note_line(note, context,
+                  "run.seed is %llu but the checkpoint was trained with %llu: the data order "
+                  "from here on is not the one the checkpoint's run would have seen",
+                  (unsigned long long)c->run.seed, (unsigned long long)contents.seed);
+    if (!contents.has_data)
+        note_line(note, context, "%s has no data cursor: the data starts from the beginning", path);
+    return 0;
+}
+
+/* Keeps the metrics lines of steps up to `step` (a run that went past its last checkpoint left
+ * lines that the resumed run writes again), atomically. */
+static int keep_metrics_until(const char *path, int64_t step, status *st) {
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return errno == ENOENT ? 0 : status_fail(st, "%s: cannot read: %s", path, strerror(errno));
+    char temporary[CONFIG_STRING + 128];
+    snprintf(temporary, sizeof temporary, "%s.tmp", path);
+    FILE *out = fopen(temporary, "w");
+    if (!out) {
+        fclose(in);
+        return status_fail(st, "%s: cannot write: %s", temporary, strerror(errno));
+    }
+    char *line = NULL;
+    size_t capacity = 0;
+    ssize_t length;
+    while ((length = getline(&line, &capacity, in)) > 0) {
+        long long line_step;
+        /* a line cut short by a crash has no newline: dropped */
+        if (line[length - 1] == '\n' && sscanf(line, "{\"step\": %lld", &line_step) == 1 &&
+            line_step <= step)
+            fputs(line, out);
+    }
+    free(line);
+    fclose(in);
+    if (fclose(out) != 0 || rename(temporary, path) != 0) {
+        unlink(temporary);
+        return status_fail(st, "%s: cannot rewrite: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
 int trainer_open(trainer *t, const config *c, const ops *o, const char *device_description,
-                 const char *command_line, const char *tokenizer_checksum, status *st) {
+                 const char *command_line, const char *tokenizer_checksum, trainer_note note,
+                 void *note_context, status *st) {
     memset(t, 0, sizeof *t);
     t->cfg = *c;
     t->ops = o;
     t->world_size = 1;
     t->micro_steps = c->train.global_batch / c->train.micro_batch;
-    if (make_directories(c->run.out_dir, st) != 0) return -1;
+    if (make_directories(c->run.out_dir, st) != 0 ||
+        make_directories(c->checkpoint.dir, st) != 0)
+        return -1;
     if (model_create(&t->model, o, c, c->data.eod_id, st) != 0) return -1;
-    model_init_weights(&t->model, c->run.seed);
     if (optimizer_create(&t->optimizer, o, &c->optim, t->model.total_params,
                          t->model.decayed_params, st) != 0)
         return -1;
@@ -53,38 +179,59 @@ int trainer_open(trainer *t, const config *c, const ops *o, const char *device_d
     t->batch = batch_alloc(c->train.global_batch, c->model.seq_len);
     t->eval_batch = batch_alloc(c->train.micro_batch, c->model.seq_len);
     t->weights = calloc((size_t)c->train.global_batch * c->model.seq_len, sizeof *t->weights);
-    if (!t->batch || !t->eval_batch || !t->weights) return status_fail(st, "trainer: out of memory");
+    if (!t->batch || !t->eval_batch || !t->weights)
+        return status_fail(st, "trainer: out of memory");
+    /* The config as written out (config.yaml, run.json, checkpoints) leaves checkpoint.dir
+     * empty when it is the default <out_dir>/checkpoints, so that a copy of it used with
+     * another run.out_dir does not resume from this run's checkpoints. */
+    config written = *c;
+    char default_dir[CONFIG_STRING + 16];
+    snprintf(default_dir, sizeof default_dir, "%s/checkpoints", c->run.out_dir);
+    if (strcmp(written.checkpoint.dir, default_dir) == 0) written.checkpoint.dir[0] = '\0';
+    if (!(t->config_yaml = config_text(&written, st))) return -1;
+    int resumed;
+    if (resume(t, note, note_context, &resumed, st) != 0) return -1;
+    if (strcmp(c->checkpoint.resume, "auto") != 0 && check_no_later_checkpoints(t, st) != 0)
+        return -1;
+    if (!resumed) model_init_weights(&t->model, c->run.seed);
 
     /* outputs: resolved config, provenance, metrics */
     char path[CONFIG_STRING + 64];
     snprintf(path, sizeof path, "%s/config.yaml", c->run.out_dir);
-    if (config_write_yaml_file(c, path, st) != 0) return -1;
-    char *yaml = NULL;
-    size_t yaml_size = 0;
-    FILE *mem = open_memstream(&yaml, &yaml_size);
-    if (!mem || config_write_yaml(c, mem, st) != 0) {
-        if (mem) fclose(mem);
-        free(yaml);
-        return mem ? -1 : status_fail(st, "trainer: out of memory");
-    }
-    fclose(mem);
-    provenance_info info = {command_line,         tokenizer_checksum,
-                            data_loader_total_tokens(t->loader),
-                            t->world_size,        o->name,
-                            device_description,   t->model.total_params,
-                            model_flops_per_token(&t->model)};
+    if (config_write_yaml_file(&written, path, st) != 0) return -1;
+    provenance_info info = {.command_line = command_line,
+                            .tokenizer_checksum = tokenizer_checksum,
+                            .data_tokens = data_loader_total_tokens(t->loader),
+                            .world_size = t->world_size,
+                            .backend = o->name,
+                            .device_description = device_description,
+                            .parameters = t->model.total_params,
+                            .flops_per_token = model_flops_per_token(&t->model),
+                            .loader = t->loader};
     snprintf(path, sizeof path, "%s/run.json", c->run.out_dir);
-    int rc = provenance_write(path, c, yaml, &info, st);
-    free(yaml);
-    if (rc != 0) return -1;
+    if (provenance_write(path, &written, t->config_yaml, &info, st) != 0) return -1;
     snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.out_dir);
-    t->metrics = fopen(path, "w");
+    if (resumed == 1 && keep_metrics_until(path, t->step, st) != 0) return -1;
+    t->metrics = fopen(path, resumed == 1 ? "a" : "w");
     if (!t->metrics) return status_fail(st, "%s: cannot write: %s", path, strerror(errno));
     return 0;
 }
 
+int trainer_save_checkpoint(trainer *t, char *path, size_t path_size, status *st) {
+    const config *c = &t->cfg;
+    checkpoint_state state = {&t->model,  &t->optimizer, t->loader,     t->step,
+                              t->tokens,  c->run.seed,   t->config_yaml};
+    return checkpoint_save(c->checkpoint.dir, &state, c->checkpoint.keep, path, path_size, st);
+}
+
+int trainer_stop_requested(const trainer *t) {
+    (void)t;
+    return signals_pending();
+}
+
 void trainer_close(trainer *t) {
     if (t->metrics) fclose(t->metrics);
+    free(t->config_yaml);
     batch_free(t->batch);
     batch_free(t->eval_batch);
     free(t->weights);
@@ -132,6 +279,7 @@ int trainer_step(trainer *t, trainer_step_result *result, status *st) {
     o->synchronize();
 
     t->tokens += (int64_t)c->train.global_batch * T;
+    t->step = step;
     result->step = step;
     result->loss = counted > 0 ? loss_sum / (double)counted : 0.0;
     result->aux_loss = aux;
@@ -144,29 +292,40 @@ int trainer_step(trainer *t, trainer_step_result *result, status *st) {
     return 0;
 }
 
-void trainer_evaluate(trainer *t, double *loss, int64_t *tokens) {
-    const config *c = &t->cfg;
-    model *m = &t->model;
-    int T = c->model.seq_len, mb = c->train.micro_batch;
-    int64_t windows = window_reader_count(t->valid);
-    if (windows > c->data.eval_samples) windows = c->data.eval_samples;
+int trainer_evaluate_windows(model *m, const window_reader *r, batch *b, int64_t samples,
+                             double *loss, int64_t *tokens, status *st) {
+    int T = b->seq_len, mb = b->sequences, vocab = m->cfg.vocab;
+    int64_t windows = window_reader_count(r);
+    if (windows > samples) windows = samples;
     double sum = 0;
     int64_t counted = 0;
     for (int64_t first = 0; first < windows; first += mb) {
         /* a short last batch is padded with masked copies of the first window */
         for (int row = 0; row < mb; row++)
-            window_reader_get(t->valid, first + row < windows ? first + row : 0, t->eval_batch, row);
+            window_reader_get(r, first + row < windows ? first + row : 0, b, row);
         for (int row = 0; row < mb; row++)
-            if (first + row >= windows) memset(t->eval_batch->loss_mask + (size_t)row * T, 0, T);
-        model_forward(m, t->eval_batch->tokens, NULL, 0);
+            if (first + row >= windows) memset(b->loss_mask + (size_t)row * T, 0, T);
+        for (int i = 0; i < mb * (T + 1); i++)
+            if (b->tokens[i] < 0 || b->tokens[i] >= vocab)
+                return status_fail(st, "window %lld: token %d outside the model's vocabulary of %d",
+                                   (long long)(first + i / (T + 1)), b->tokens[i], vocab);
+        model_forward(m, b->tokens, NULL, 0);
         for (int i = 0; i < mb * T; i++)
-            if (t->eval_batch->loss_mask[i]) {
+            if (b->loss_mask[i]) {
                 sum += m->host_losses[i];
                 counted++;
             }
     }
     *loss = counted ? sum / (double)counted : NAN;
     *tokens = counted;
+    return 0;
+}
+
+int trainer_evaluate(trainer *t, double *loss, int64_t *tokens, status *st) {
+    if (trainer_evaluate_windows(&t->model, t->valid, t->eval_batch, t->cfg.data.eval_samples,
+                                 loss, tokens, st) != 0)
+        return status_prefix(st, "%s", t->cfg.data.valid);
+    return 0;
 }
 
 void trainer_write_metrics(trainer *t, const trainer_step_result *r, double elapsed,
@@ -184,8 +343,10 @@ void trainer_write_metrics(trainer *t, const trainer_step_result *r, double elap
             (long long)r->loss_tokens);
     json_write_number(f, tok_per_s);
     fputs(", \"mfu\": ", f);
-    if (t->peak_flops > 0) json_write_number(f, tok_per_s * model_flops_per_token(&t->model) / t->peak_flops);
-    else fputs("null", f);
+    if (t->peak_flops > 0)
+        json_write_number(f, tok_per_s * model_flops_per_token(&t->model) / t->peak_flops);
+    else
+        fputs("null", f);
     fputs(", \"time_s\": ", f);
     json_write_number(f, elapsed);
     if (t->model.is_moe) {

@@ -1,10 +1,13 @@
-/* The training loop's pieces: set up a run (model, optimizer, data, outputs),
- * take one optimizer step over a global batch (gradient accumulation over its
- * micro-batches), evaluate on the validation windows, and write metrics.
+/* The training loop's pieces: set up a run (model, optimizer, data, outputs, and the
+ * checkpoint to resume from), take one optimizer step over a global batch (gradient
+ * accumulation over its micro-batches), evaluate on the validation windows, write metrics, save
+ * checkpoints, and decide whether to stop early.
  *
  * Contract: `trainer_step` is deterministic given the config (same config and
- * seed → bit-identical losses on the CPU backend). The reported loss is the
- * mean cross-entropy over every counted token of the global batch. */
+ * seed → bit-identical losses on the CPU backend), and a run resumed from a checkpoint continues
+ * bit-identically to the uninterrupted run (same layout, CPU backend). The reported loss is the
+ * mean cross-entropy over every counted token of the global batch. On resume, metrics.jsonl
+ * keeps the lines up to the checkpoint's step and the new ones are appended. */
 #ifndef CAIRN_TRAINER_H
 #define CAIRN_TRAINER_H
 
@@ -30,20 +33,41 @@ typedef struct trainer {
     int64_t tokens;       /* cumulative tokens trained on */
     double peak_flops;    /* device peak for MFU; 0 on the CPU */
     FILE *metrics;
+    int64_t step;         /* optimizer steps done: the next step is step + 1 */
+    int64_t start_step;   /* the step this process started from (0, or the checkpoint's) */
+    char *config_yaml;    /* the resolved config, saved in every checkpoint */
 } trainer;
+
+/* Receives one line about the checkpoint resumed from (or skipped) for the user. */
+typedef void (*trainer_note)(void *context, const char *message);
 
 typedef struct trainer_step_result {
     int64_t step, tokens, loss_tokens;
     double loss, aux_loss, z_loss, lr, grad_norm, seconds;
 } trainer_step_result;
 
+/* Resumes as checkpoint.resume says: auto (the newest usable checkpoint of checkpoint.dir, if
+ * any), none, or a checkpoint path (which must load). */
 int trainer_open(trainer *t, const config *c, const ops *o, const char *device_description,
-                 const char *command_line, const char *tokenizer_checksum, status *st);
+                 const char *command_line, const char *tokenizer_checksum, trainer_note note,
+                 void *note_context, status *st);
 void trainer_close(trainer *t);
 int trainer_step(trainer *t, trainer_step_result *result, status *st);
 /* Mean loss over the first data.eval_samples validation windows. */
-void trainer_evaluate(trainer *t, double *loss, int64_t *tokens);
+int trainer_evaluate(trainer *t, double *loss, int64_t *tokens, status *st);
+/* Mean loss over the first `samples` windows of r (all when fewer), micro-batch by micro-batch
+ * in b (b->sequences = the model's micro_batch); NAN when no token counted. Fails on a token
+ * outside the vocabulary. `cairn eval` and training's validation share it, so they agree. */
+int trainer_evaluate_windows(model *m, const window_reader *r, batch *b, int64_t samples,
+                             double *loss, int64_t *tokens, status *st);
+/* Saves the state after step t->step into checkpoint.dir (atomic, with retention). */
+int trainer_save_checkpoint(trainer *t, char *path, size_t path_size, status *st);
+/* Whether to stop before the next step (a stop signal arrived): the one place this is decided,
+ * so that with several ranks it becomes an agreement (any rank asked → all stop at the same
+ * step). Returns the signal, or 0. */
+int trainer_stop_requested(const trainer *t);
 /* val_loss: NAN when this step was not evaluated */
-void trainer_write_metrics(trainer *t, const trainer_step_result *r, double elapsed, double val_loss);
+void trainer_write_metrics(trainer *t, const trainer_step_result *r, double elapsed,
+                           double val_loss);
 
 #endif
