@@ -1,11 +1,13 @@
 #include "checkpoint/hf_config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint/hf_json.h"
 #include "common/json.h"
+#include "common/json_parse.h"
 
 static const struct {
     const char *architecture, *model_type;
@@ -88,9 +90,21 @@ static void put_int(object_writer *w, const char *name, long long value) {
     fprintf(w->out, "%lld", value);
 }
 
+/* The shortest text that reads back as the same double; an integer-valued one gets ".0" so that
+ * readers keep it a float ("1e+06" is valid JSON as it is). */
 static void put_number(object_writer *w, const char *name, double value) {
     key(w, name);
-    hf_json_write_number(w->out, value);
+    if (!isfinite(value)) {
+        fputs("null", w->out);
+        return;
+    }
+    char text[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, value);
+        if (strtod(text, NULL) == value) break;
+    }
+    if (!strpbrk(text, ".eEn")) strcat(text, ".0");
+    fputs(text, w->out);
 }
 
 static void put_string(object_writer *w, const char *name, const char *value) {
@@ -200,14 +214,14 @@ int hf_config_write(const char *path, const model_config *m, hf_class c, const c
 
 typedef struct reader {
     const char *path;
-    const hf_json *root;
+    const json_value *root;
     status *st;
 } reader;
 
 /* NULL for an absent key and for null */
-static const hf_json *field(const reader *r, const char *name) {
-    const hf_json *v = hf_json_get(r->root, name);
-    return v && v->kind != HF_JSON_NULL ? v : NULL;
+static const json_value *field(const reader *r, const char *name) {
+    const json_value *v = json_find(r->root, name);
+    return v && v->type != JSON_NULL ? v : NULL;
 }
 
 static int bad(const reader *r, const char *name, const char *what) {
@@ -217,40 +231,41 @@ static int bad(const reader *r, const char *name, const char *what) {
 /* required: no fallback; the value must be an integer >= min */
 static int read_int(const reader *r, const char *name, int required, int fallback, int min,
                     int *out) {
-    const hf_json *v = field(r, name);
+    const json_value *v = field(r, name);
     if (!v) {
         if (required) return bad(r, name, "missing");
         *out = fallback;
         return 0;
     }
-    if (v->kind != HF_JSON_NUMBER || !v->is_integer || v->integer < min || v->integer > 1 << 30) {
+    if (v->type != JSON_NUMBER || !v->is_integer || v->as.integer < min ||
+        v->as.integer > 1 << 30) {
         char what[80];
         snprintf(what, sizeof what, "must be an integer >= %d", min);
         return bad(r, name, what);
     }
-    *out = (int)v->integer;
+    *out = (int)v->as.integer;
     return 0;
 }
 
 static int read_positive(const reader *r, const char *name, double fallback, double *out) {
-    const hf_json *v = field(r, name);
+    const json_value *v = field(r, name);
     if (!v) {
         *out = fallback;
         return 0;
     }
-    if (v->kind != HF_JSON_NUMBER || !(v->number > 0)) return bad(r, name, "must be a number > 0");
-    *out = v->number;
+    if (v->type != JSON_NUMBER || !(v->as.number > 0)) return bad(r, name, "must be a number > 0");
+    *out = v->as.number;
     return 0;
 }
 
 static int read_bool(const reader *r, const char *name, int fallback, int *out) {
-    const hf_json *v = field(r, name);
+    const json_value *v = field(r, name);
     if (!v) {
         *out = fallback;
         return 0;
     }
-    if (v->kind != HF_JSON_BOOL) return bad(r, name, "must be true or false");
-    *out = v->boolean;
+    if (v->type != JSON_TRUE && v->type != JSON_FALSE) return bad(r, name, "must be true or false");
+    *out = v->type == JSON_TRUE;
     return 0;
 }
 
@@ -265,11 +280,11 @@ static int require_bool(const reader *r, const char *name, int fallback, int wan
 /* A string field that must be one of `allowed` (NULL-terminated); absent is `allowed[0]`. */
 static int require_string(const reader *r, const char *name, const char *const *allowed,
                           const char *why) {
-    const hf_json *v = field(r, name);
+    const json_value *v = field(r, name);
     if (!v) return 0;
-    if (v->kind == HF_JSON_STRING)
+    if (v->type == JSON_STRING)
         for (int i = 0; allowed[i]; i++)
-            if (strcmp(v->string, allowed[i]) == 0) return 0;
+            if (strcmp(v->as.string, allowed[i]) == 0) return 0;
     return bad(r, name, why);
 }
 
@@ -278,10 +293,10 @@ static int require_absent(const reader *r, const char *name, const char *why) {
 }
 
 static int read_class(const reader *r, hf_class *c) {
-    const hf_json *v = field(r, "model_type");
-    if (!v || v->kind != HF_JSON_STRING) return bad(r, "model_type", "missing or not a string");
+    const json_value *v = field(r, "model_type");
+    if (!v || v->type != JSON_STRING) return bad(r, "model_type", "missing or not a string");
     for (int i = 0; i < CLASS_COUNT; i++)
-        if (strcmp(v->string, classes[i].model_type) == 0) {
+        if (strcmp(v->as.string, classes[i].model_type) == 0) {
             *c = (hf_class)i;
             return 0;
         }
@@ -289,7 +304,7 @@ static int read_class(const reader *r, hf_class *c) {
     snprintf(what, sizeof what,
              "\"%.100s\" is not supported (llama, qwen3, mixtral, qwen2_moe, "
              "qwen3_moe, gpt2)",
-             v->string);
+             v->as.string);
     return bad(r, "model_type", what);
 }
 
@@ -325,12 +340,12 @@ static int read_moe(const reader *r, model_config *m, hf_class c) {
         return -1;
     if (e->top_k > e->experts)
         return bad(r, "num_experts_per_tok", "must not exceed the number of experts");
-    const hf_json *aux = field(r, "router_aux_loss_coef");
-    if (aux && aux->kind == HF_JSON_NUMBER && aux->number >= 0) e->aux_loss_coef = aux->number;
+    const json_value *aux = field(r, "router_aux_loss_coef");
+    if (aux && aux->type == JSON_NUMBER && aux->as.number >= 0) e->aux_loss_coef = aux->as.number;
     if (c == HF_MIXTRAL) {
         e->ffn = m->ffn;
-        const hf_json *window = field(r, "sliding_window");
-        if (window && !(window->kind == HF_JSON_NUMBER && window->number >= m->seq_len))
+        const json_value *window = field(r, "sliding_window");
+        if (window && !(window->type == JSON_NUMBER && window->as.number >= m->seq_len))
             return bad(r, "sliding_window", "cairn attends over the whole sequence (want null)");
         return 0;
     }
@@ -342,8 +357,8 @@ static int read_moe(const reader *r, model_config *m, hf_class c) {
     int step = 1;
     if (read_int(r, "decoder_sparse_step", 0, 1, 1, &step)) return -1;
     if (step != 1) return bad(r, "decoder_sparse_step", "cairn has MoE in every layer (want 1)");
-    const hf_json *dense = field(r, "mlp_only_layers");
-    if (dense && !(dense->kind == HF_JSON_ARRAY && dense->count == 0))
+    const json_value *dense = field(r, "mlp_only_layers");
+    if (dense && !(dense->type == JSON_ARRAY && dense->length == 0))
         return bad(r, "mlp_only_layers", "cairn has MoE in every layer (want [])");
     if (c == HF_QWEN2_MOE) {
         if (read_int(r, "shared_expert_intermediate_size", 1, 0, 1, &shared)) return -1;
@@ -392,10 +407,11 @@ static int read_llama_family(const reader *r, model_config *m, hf_class c) {
 }
 
 int hf_config_read(const char *path, model_config *m, hf_class *c, int *eos_token_id, status *st) {
-    hf_json *root = NULL;
-    if (hf_json_read_file(path, &root, st) != 0) return -1;
+    json_document *document;
+    if (json_read_file(path, JSON_UNIQUE_KEYS | JSON_NO_NUL, &document, st) != 0) return -1;
+    const json_value *root = json_document_root(document);
     reader r = {path, root, st};
-    int result = root->kind == HF_JSON_OBJECT ? 0 : status_fail(st, "%s: not a JSON object", path);
+    int result = root->type == JSON_OBJECT ? 0 : status_fail(st, "%s: not a JSON object", path);
     if (result == 0) result = read_class(&r, c);
     if (result == 0) result = *c == HF_GPT2 ? read_gpt2(&r, m) : read_llama_family(&r, m, *c);
     if (result == 0)
@@ -405,11 +421,11 @@ int hf_config_read(const char *path, model_config *m, hf_class *c, int *eos_toke
                          read_positive(&r, "initializer_range", m->init_std, &m->init_std)
                      ? -1
                      : 0;
-    const hf_json *eos = field(&r, "eos_token_id");
-    *eos_token_id = eos && eos->kind == HF_JSON_NUMBER && eos->is_integer && eos->integer >= 0 &&
-                            eos->integer < m->vocab
-                        ? (int)eos->integer
+    const json_value *eos = field(&r, "eos_token_id");
+    *eos_token_id = eos && eos->type == JSON_NUMBER && eos->is_integer && eos->as.integer >= 0 &&
+                            eos->as.integer < m->vocab
+                        ? (int)eos->as.integer
                         : -1;
-    hf_json_free(root);
+    json_document_free(document);
     return result;
 }

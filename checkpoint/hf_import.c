@@ -9,9 +9,9 @@
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/checkpoint_file.h"
 #include "checkpoint/hf_config.h"
-#include "checkpoint/hf_json.h"
 #include "checkpoint/hf_names.h"
 #include "checkpoint/safetensors.h"
+#include "common/json_parse.h"
 #include "train/config.h"
 #include "train/model.h"
 
@@ -20,8 +20,8 @@ enum { PATH_BYTES = 4096 };
 /* The safetensors files of an HF directory, and which of their tensors were used. */
 typedef struct hf_source {
     char index_path[PATH_BYTES];
-    hf_json *index; /* NULL: one model.safetensors */
-    const hf_json *weight_map;
+    json_document *index; /* NULL: one model.safetensors */
+    const json_value *weight_map;
     int count;
     safetensors_file **files;
     char **used; /* per file, per tensor */
@@ -34,7 +34,7 @@ static void close_source(hf_source *s) {
     }
     free(s->files);
     free(s->used);
-    hf_json_free(s->index);
+    json_document_free(s->index);
 }
 
 static int add_file(hf_source *s, const char *dir, const char *name, status *st) {
@@ -55,23 +55,24 @@ static const char *base_name(const safetensors_file *f) {
 
 /* The files the index names, each once. */
 static int open_indexed(hf_source *s, const char *dir, status *st) {
-    if (hf_json_read_file(s->index_path, &s->index, st) != 0) return -1;
-    s->weight_map = hf_json_get(s->index, "weight_map");
-    if (!s->weight_map || s->weight_map->kind != HF_JSON_OBJECT)
+    if (json_read_file(s->index_path, JSON_UNIQUE_KEYS | JSON_NO_NUL, &s->index, st) != 0)
+        return -1;
+    s->weight_map = json_find(json_document_root(s->index), "weight_map");
+    if (!s->weight_map || s->weight_map->type != JSON_OBJECT)
         return status_fail(st, "%s: field weight_map: missing or not an object", s->index_path);
-    const hf_json *m = s->weight_map;
-    s->files = calloc(m->count + 1, sizeof *s->files);
-    s->used = calloc(m->count + 1, sizeof *s->used);
+    const json_value *m = s->weight_map;
+    s->files = calloc(m->length + 1, sizeof *s->files);
+    s->used = calloc(m->length + 1, sizeof *s->used);
     if (!s->files || !s->used) return status_fail(st, "out of memory");
-    for (size_t i = 0; i < m->count; i++) {
-        const hf_json *file = &m->items[i];
-        if (file->kind != HF_JSON_STRING || !file->string[0] || strchr(file->string, '/'))
+    for (size_t i = 0; i < m->length; i++) {
+        const json_value *file = &m->as.members[i].value;
+        if (file->type != JSON_STRING || !file->as.string[0] || strchr(file->as.string, '/'))
             return status_fail(st, "%s: field weight_map.%s: not a file name in the directory",
-                               s->index_path, m->keys[i]);
+                               s->index_path, m->as.members[i].key);
         int seen = 0;
         for (int j = 0; j < s->count && !seen; j++)
-            seen = strcmp(base_name(s->files[j]), file->string) == 0;
-        if (!seen && add_file(s, dir, file->string, st) != 0) return -1;
+            seen = strcmp(base_name(s->files[j]), file->as.string) == 0;
+        if (!seen && add_file(s, dir, file->as.string, st) != 0) return -1;
     }
     return 0;
 }
@@ -98,8 +99,8 @@ static int find_tensor(const hf_source *s, const char *name, int *file,
     const char *keys[2] = {name, strncmp(name, "transformer.", 12) == 0 ? name + 12 : NULL};
     for (int k = 0; k < 2 && keys[k]; k++)
         for (int i = 0; i < s->count; i++) {
-            const hf_json *where = hf_json_get(s->weight_map, keys[k]);
-            if (s->index && !(where && strcmp(where->string, base_name(s->files[i])) == 0))
+            const json_value *where = json_find(s->weight_map, keys[k]);
+            if (s->index && !(where && strcmp(where->as.string, base_name(s->files[i])) == 0))
                 continue;
             *tensor = safetensors_find(s->files[i], keys[k]);
             if (*tensor) {

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint/hf_json.h"
 #include "common/json.h"
+#include "common/json_parse.h"
 
 enum { CHUNK_ELEMENTS = 1 << 16 };
 
@@ -104,66 +104,66 @@ static int by_name(const void *a, const void *b) {
     return strcmp(((const safetensors_tensor *)a)->name, ((const safetensors_tensor *)b)->name);
 }
 
-static int read_metadata(safetensors_file *f, const hf_json *m, status *st) {
-    if (m->kind != HF_JSON_OBJECT)
+static int read_metadata(safetensors_file *f, const json_value *m, status *st) {
+    if (m->type != JSON_OBJECT)
         return status_fail(st, "%s: __metadata__ is not an object", f->path);
-    f->metadata_keys = calloc(m->count + 1, sizeof *f->metadata_keys);
-    f->metadata_values = calloc(m->count + 1, sizeof *f->metadata_values);
+    f->metadata_keys = calloc(m->length + 1, sizeof *f->metadata_keys);
+    f->metadata_values = calloc(m->length + 1, sizeof *f->metadata_values);
     if (!f->metadata_keys || !f->metadata_values) return status_fail(st, "out of memory");
-    for (size_t i = 0; i < m->count; i++) {
-        if (m->items[i].kind != HF_JSON_STRING)
-            return status_fail(st, "%s: __metadata__.%s is not a string", f->path, m->keys[i]);
-        f->metadata_keys[i] = strdup(m->keys[i]);
-        f->metadata_values[i] = strdup(m->items[i].string);
+    for (size_t i = 0; i < m->length; i++) {
+        const json_member *entry = &m->as.members[i];
+        if (entry->value.type != JSON_STRING)
+            return status_fail(st, "%s: __metadata__.%s is not a string", f->path, entry->key);
+        f->metadata_keys[i] = strdup(entry->key);
+        f->metadata_values[i] = strdup(entry->value.as.string);
         f->metadata_count++;
         if (!f->metadata_keys[i] || !f->metadata_values[i]) return status_fail(st, "out of memory");
     }
     return 0;
 }
 
-static int non_negative_integer(const hf_json *v) {
-    return v && v->kind == HF_JSON_NUMBER && v->is_integer && v->integer >= 0;
+static int non_negative_integer(const json_value *v) {
+    return v && v->type == JSON_NUMBER && v->is_integer && v->as.integer >= 0;
 }
 
 /* One header entry into t (t->name already set). */
-static int read_entry(const safetensors_file *f, const hf_json *e, safetensors_tensor *t,
+static int read_entry(const safetensors_file *f, const json_value *e, safetensors_tensor *t,
                       status *st) {
     const char *name = t->name;
-    if (e->kind != HF_JSON_OBJECT)
+    if (e->type != JSON_OBJECT)
         return status_fail(st, "%s: tensor %s: header entry is not an object", f->path, name);
-    const hf_json *dtype = hf_json_get(e, "dtype"), *shape = hf_json_get(e, "shape");
-    const hf_json *offsets = hf_json_get(e, "data_offsets");
-    int d =
-        dtype && dtype->kind == HF_JSON_STRING ? safetensors_dtype_from_name(dtype->string) : -1;
+    const json_value *dtype = json_find(e, "dtype"), *shape = json_find(e, "shape");
+    const json_value *offsets = json_find(e, "data_offsets");
+    int named = dtype && dtype->type == JSON_STRING;
+    int d = named ? safetensors_dtype_from_name(dtype->as.string) : -1;
     if (d < 0)
         return status_fail(st, "%s: tensor %s: missing or unknown dtype%s%s", f->path, name,
-                           dtype && dtype->kind == HF_JSON_STRING ? " " : "",
-                           dtype && dtype->kind == HF_JSON_STRING ? dtype->string : "");
+                           named ? " " : "", named ? dtype->as.string : "");
     t->dtype = (safetensors_dtype)d;
-    if (!shape || shape->kind != HF_JSON_ARRAY || shape->count > SAFETENSORS_MAX_DIMS)
+    if (!shape || shape->type != JSON_ARRAY || shape->length > SAFETENSORS_MAX_DIMS)
         return status_fail(st, "%s: tensor %s: shape must be a list of at most %d sizes", f->path,
                            name, SAFETENSORS_MAX_DIMS);
     uint64_t elements = 1;
-    t->ndim = (int)shape->count;
+    t->ndim = (int)shape->length;
     for (int i = 0; i < t->ndim; i++) {
-        if (!non_negative_integer(&shape->items[i]))
+        if (!non_negative_integer(&shape->as.items[i]))
             return status_fail(st, "%s: tensor %s: shape[%d] is not a non-negative integer",
                                f->path, name, i);
-        t->shape[i] = shape->items[i].integer;
+        t->shape[i] = shape->as.items[i].as.integer;
         if (__builtin_mul_overflow(elements, (uint64_t)t->shape[i], &elements) ||
             elements > (uint64_t)INT64_MAX / 64)
             return status_fail(st, "%s: tensor %s: shape is too large", f->path, name);
     }
     t->elements = (int64_t)elements;
-    if (!offsets || offsets->kind != HF_JSON_ARRAY || offsets->count != 2 ||
-        !non_negative_integer(&offsets->items[0]) || !non_negative_integer(&offsets->items[1]) ||
-        offsets->items[0].integer > offsets->items[1].integer)
+    const json_value *range = offsets && offsets->type == JSON_ARRAY ? offsets->as.items : NULL;
+    if (!range || offsets->length != 2 || !non_negative_integer(&range[0]) ||
+        !non_negative_integer(&range[1]) || range[0].as.integer > range[1].as.integer)
         return status_fail(st,
                            "%s: tensor %s: data_offsets must be [begin, end] with "
                            "0 <= begin <= end",
                            f->path, name);
-    t->begin = (uint64_t)offsets->items[0].integer;
-    t->end = (uint64_t)offsets->items[1].integer;
+    t->begin = (uint64_t)range[0].as.integer;
+    t->end = (uint64_t)range[1].as.integer;
     uint64_t bits = elements * (uint64_t)dtypes[d].bits;
     if (bits % 8)
         return status_fail(st, "%s: tensor %s: %llu elements of %s do not fill whole bytes",
@@ -223,33 +223,36 @@ static int read_header(safetensors_file *f, uint64_t file_bytes, status *st) {
         free(text);
         return status_fail(st, "%s: read error in the header", f->path);
     }
-    hf_json *header = NULL;
-    char error[256];
+    json_document *document = NULL;
+    json_error error;
     int result = 0;
     if (n == 0 || text[0] != '{')
         result = status_fail(st, "%s: header does not start with '{'", f->path);
-    else if (hf_json_parse(text, n, &header, error, sizeof error) != 0)
-        result = status_fail(st, "%s: header is not valid JSON: %s", f->path, error);
+    else if (json_parse(text, n, JSON_UNIQUE_KEYS | JSON_NO_NUL, &document, &error) != 0)
+        result = status_fail(st, "%s: header is not valid JSON: %s at byte %zu", f->path,
+                             error.reason, error.offset);
     free(text);
     if (result != 0) return -1;
+    const json_value *header = json_document_root(document);
     f->data_start = 8 + n;
-    f->tensors = calloc(header->count + 1, sizeof *f->tensors);
+    f->tensors = calloc(header->length + 1, sizeof *f->tensors);
     if (!f->tensors) result = status_fail(st, "out of memory");
-    for (size_t i = 0; result == 0 && i < header->count; i++) {
-        if (strcmp(header->keys[i], "__metadata__") == 0) {
-            result = read_metadata(f, &header->items[i], st);
+    for (size_t i = 0; result == 0 && i < header->length; i++) {
+        const json_member *entry = &header->as.members[i];
+        if (strcmp(entry->key, "__metadata__") == 0) {
+            result = read_metadata(f, &entry->value, st);
             continue;
         }
         safetensors_tensor *t = &f->tensors[f->count];
-        t->name = strdup(header->keys[i]);
+        t->name = strdup(entry->key);
         if (!t->name) {
             result = status_fail(st, "out of memory");
             break;
         }
         f->count++;
-        result = read_entry(f, &header->items[i], t, st);
+        result = read_entry(f, &entry->value, t, st);
     }
-    hf_json_free(header);
+    json_document_free(document);
     if (result == 0) result = check_coverage(f, file_bytes - f->data_start, st);
     if (result == 0) qsort(f->tensors, (size_t)f->count, sizeof *f->tensors, by_name);
     return result;

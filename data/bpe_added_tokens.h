@@ -21,10 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/json_parse.h"
 #include "common/status.h"
 #include "data/bpe_hash.h"
 #include "data/bpe_model.h"
-#include "data/json_value.h"
 
 typedef struct added_token {
     char *content;

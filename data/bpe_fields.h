@@ -7,8 +7,8 @@
 #ifndef CAIRN_BPE_FIELDS_H
 #define CAIRN_BPE_FIELDS_H
 
+#include "common/json_parse.h"
 #include "common/status.h"
-#include "data/json_value.h"
 
 typedef struct field_context {
     const char *path;

@@ -20,9 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/json_parse.h"
 #include "common/status.h"
 #include "data/bpe_hash.h"
-#include "data/json_value.h"
 
 typedef struct bpe_model {
     bytes_map vocab;        /* raw bytes of the tokens in the byte-level alphabet -> id */

@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_parse.h"
 #include "common/sha256.h"
 #include "data/bpe_added_tokens.h"
 #include "data/bpe_fields.h"
 #include "data/bpe_nfc.h"
 #include "data/bpe_unicode.h"
-#include "data/json_value.h"
 #include "data/pretokenizer.h"
 
 static const char *const eod_names[] = {"<|endoftext|>", "<|end_of_text|>", "</s>", "<|eot_id|>",
@@ -182,14 +182,8 @@ int bpe_tokenizer_open(const char *path, bpe_tokenizer **out, status *st) {
     sha256_final(&sha, digest);
     sha256_hex(digest, t->checksum);
     json_document *document;
-    json_error error;
-    int result = json_parse(text, length, &document, &error);
-    if (result != 0) {
-        size_t line, column;
-        json_position(text, error.offset, &line, &column);
-        status_fail(st, "%s: invalid JSON (%s at line %zu column %zu)", path, error.reason, line,
-                    column);
-    } else {
+    int result = json_parse_file_text(path, text, length, 0, &document, st);
+    if (result == 0) {
         result = load(t, json_document_root(document), path, st);
         json_document_free(document);
     }

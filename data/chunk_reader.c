@@ -8,6 +8,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "common/path.h"
+
 enum { READ_BUFFER_BYTES = 1 << 17 };
 
 struct chunk_reader {
@@ -23,14 +25,10 @@ struct chunk_reader {
     int length, position;
 };
 
-static int has_suffix(const char *text, const char *suffix) {
-    size_t n = strlen(text), m = strlen(suffix);
-    return n >= m && strcmp(text + n - m, suffix) == 0;
-}
-
 input_kind chunk_reader_input_kind(const char *path) {
-    if (has_suffix(path, ".txt") || has_suffix(path, ".txt.gz")) return INPUT_TEXT;
-    if (has_suffix(path, ".jsonl") || has_suffix(path, ".jsonl.gz")) return INPUT_JSON_LINES;
+    if (path_has_suffix(path, ".txt") || path_has_suffix(path, ".txt.gz")) return INPUT_TEXT;
+    if (path_has_suffix(path, ".jsonl") || path_has_suffix(path, ".jsonl.gz"))
+        return INPUT_JSON_LINES;
     return INPUT_UNKNOWN;
 }
 
@@ -73,7 +71,7 @@ static int open_input(chunk_reader *r, status *st) {
         return status_fail(st, "%s: cannot open: %s", r->path,
                            errno ? strerror(errno) : "out of memory");
     gzbuffer(r->file, READ_BUFFER_BYTES);
-    if (has_suffix(r->path, ".gz") && gzdirect(r->file)) {
+    if (path_has_suffix(r->path, ".gz") && gzdirect(r->file)) {
         close_input(r);
         return status_fail(st, "%s: not gzip data (the name ends in .gz)", r->path);
     }

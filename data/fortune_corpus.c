@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/path.h"
 #include "data/document_writer.h"
 #include "data/text_buffer.h"
 #include "data/tokenizer.h"
@@ -38,11 +39,6 @@ static int path_list_add(path_list *list, char *path) {
     return 0;
 }
 
-static int has_suffix(const char *text, const char *suffix) {
-    size_t n = strlen(text), m = strlen(suffix);
-    return n >= m && strcmp(text + n - m, suffix) == 0;
-}
-
 static int collect_files(const char *folder, path_list *list, status *st) {
     DIR *dir = opendir(folder);
     if (!dir) return status_fail(st, "%s: cannot open folder: %s", folder, strerror(errno));
@@ -64,7 +60,8 @@ static int collect_files(const char *folder, path_list *list, status *st) {
         else if (S_ISDIR(info.st_mode) && strcmp(name, "off") != 0)
             result = collect_files(path, list, st);
         else
-            keep = S_ISREG(info.st_mode) && !has_suffix(name, ".dat") && !has_suffix(name, ".u8");
+            keep = S_ISREG(info.st_mode) && !path_has_suffix(name, ".dat") &&
+                   !path_has_suffix(name, ".u8");
         if (keep && path_list_add(list, path) != 0)
             result = status_fail(st, "%s: out of memory", folder);
         if (!keep) free(path);

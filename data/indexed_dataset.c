@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/path.h"
 #include "data/llmc_shard.h"
 
 enum { HEADER_BYTES = 34, VERSION = 1, DTYPE_UINT16 = 8, DTYPE_INT32 = 4 };
@@ -460,11 +461,6 @@ static int is_regular_file(const char *path) {
     return stat(path, &info) == 0 && S_ISREG(info.st_mode);
 }
 
-static int has_suffix(const char *text, const char *suffix) {
-    size_t n = strlen(text), m = strlen(suffix);
-    return n >= m && strcmp(text + n - m, suffix) == 0;
-}
-
 /* Which files `path` names: sets d->prefix and returns the format. */
 static int resolve_path(indexed_dataset *d, const char *path, status *st) {
     size_t length = strlen(path);
@@ -474,7 +470,8 @@ static int resolve_path(indexed_dataset *d, const char *path, status *st) {
     if (!stripped || !index || !data) {
         status_fail(st, "%s: out of memory", path);
     } else {
-        if (has_suffix(path, ".bin") || has_suffix(path, ".idx")) stripped[length - 4] = '\0';
+        if (path_has_suffix(path, ".bin") || path_has_suffix(path, ".idx"))
+            stripped[length - 4] = '\0';
         char *stripped_index = path_with_suffix(stripped, ".idx");
         int megatron_pair = stripped_index && strcmp(stripped, path) != 0 &&
                             is_regular_file(stripped_index);

@@ -1,4 +1,4 @@
-/* json_text_field on top of the document parser (data/json_value.h): the whole
+/* json_text_field on top of the document parser (common/json_parse.h): the whole
  * line is validated before the field is looked up, so a malformed line is
  * always reported even when the wanted field came before the error. */
 #include "data/json_text.h"
@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "data/json_value.h"
+#include "common/json_parse.h"
 
 int json_text_field(const char *line, size_t length, const char *field, text_buffer *value,
                     char *error, size_t error_size) {
@@ -20,7 +20,7 @@ int json_text_field(const char *line, size_t length, const char *field, text_buf
     }
     json_document *d;
     json_error reason;
-    if (json_parse(line, length, &d, &reason) != 0) {
+    if (json_parse(line, length, 0, &d, &reason) != 0) {
         snprintf(error, error_size, "invalid JSON (%s at column %zu)", reason.reason,
                  reason.offset + 1);
         return -1;

@@ -20,8 +20,8 @@
 
 #include <stddef.h>
 
+#include "common/json_parse.h"
 #include "common/status.h"
-#include "data/json_value.h"
 
 typedef struct pretokenizer pretokenizer;
 typedef struct pretokenizer_state pretokenizer_state;

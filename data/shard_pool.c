@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/path.h"
 #include "common/sha256.h"
 #include "data/indexed_dataset.h"
 
@@ -48,11 +49,6 @@ static int is_directory(const char *path) {
     return stat(path, &info) == 0 && S_ISDIR(info.st_mode);
 }
 
-static int ends_with(const char *text, const char *suffix) {
-    size_t n = strlen(text), m = strlen(suffix);
-    return n >= m && strcmp(text + n - m, suffix) == 0;
-}
-
 static int add_shard(shard_pool *p, const char *prefix, size_t length) {
     shard *s = &p->shards[p->shard_count];
     s->prefix = strndup(prefix, length);
@@ -67,8 +63,8 @@ static int expand_pattern(shard_pool *p, const char *path, const char *pattern, 
     char *bin_pattern = malloc(strlen(pattern) + 8);
     if (!bin_pattern) return status_fail(st, "%s: out of memory", path);
     strcpy(bin_pattern, pattern);
-    if (ends_with(bin_pattern, ".idx")) bin_pattern[strlen(bin_pattern) - 4] = 0;
-    if (!ends_with(bin_pattern, ".bin")) strcat(bin_pattern, ".bin");
+    if (path_has_suffix(bin_pattern, ".idx")) bin_pattern[strlen(bin_pattern) - 4] = 0;
+    if (!path_has_suffix(bin_pattern, ".bin")) strcat(bin_pattern, ".bin");
     glob_t found;
     int rc = glob(bin_pattern, 0, NULL, &found);
     free(bin_pattern);
@@ -114,7 +110,8 @@ int shard_pool_open(const char *path, int max_open, shard_pool **out, status *st
     for (int i = 0; rc == 0 && i < p->max_open; i++) p->slots[i].shard = -1;
     if (rc == 0 && (pattern || directory)) {
         char all_shards[4096];
-        snprintf(all_shards, sizeof all_shards, "%s%s*", path, ends_with(path, "/") ? "" : "/");
+        snprintf(all_shards, sizeof all_shards, "%s%s*", path,
+                 path_has_suffix(path, "/") ? "" : "/");
         rc = expand_pattern(p, path, pattern ? path : all_shards, st);
     } else if (rc == 0) {
         p->shards = calloc(1, sizeof *p->shards);

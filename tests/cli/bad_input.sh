@@ -3,23 +3,7 @@
 # one-line message that names the file / key at fault. Usage: bad_input.sh CAIRN
 set -u
 cairn="$1"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-passed=0 failed=0
-
-# expect STATUS SUBSTRING -- command...
-expect() {
-  local want_status="$1" want_text="$2"; shift 3
-  local out status
-  out=$("$@" 2>&1 >/dev/null); status=$?
-  if [ "$status" = "$want_status" ] && grep -qF -- "$want_text" <<<"$out"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $* -> status $status (want $want_status), stderr: $out (want '$want_text')"
-  fi
-}
+source "$(dirname "$0")/expect.sh"
 
 expect 2 "usage: cairn" -- "$cairn"
 expect 2 "unknown command 'frobnicate'" -- "$cairn" frobnicate
@@ -57,5 +41,4 @@ if "$cairn" --version | grep -q "cuda"; then
 else
   expect 1 "device: cuda requested but this cairn was built without CUDA" -- "$cairn" train --set device=cuda
 fi
-echo "bad_input: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish bad_input

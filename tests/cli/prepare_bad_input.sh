@@ -5,25 +5,8 @@
 # Usage: prepare_bad_input.sh CAIRN
 set -u
 cairn="$1"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-passed=0 failed=0
-
-# expect STATUS SUBSTRING -- command...   (status 1 also requires exactly one line on stderr)
-expect() {
-  local want_status="$1" want_text="$2"; shift 3
-  local out status lines
-  out=$("$@" 2>&1 >/dev/null); status=$?
-  lines=$(printf '%s\n' "$out" | wc -l)
-  if [ "$status" = "$want_status" ] && grep -qF -- "$want_text" <<<"$out" &&
-     { [ "$status" != 1 ] || [ "$lines" = 1 ]; }; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $* -> status $status (want $want_status), stderr: $out (want '$want_text')"
-  fi
-}
+source "$(dirname "$0")/expect.sh"
+one_line_errors=1
 
 printf 'good document\n\nanother\n' >good.txt
 "$cairn" prepare --quiet --tokenizer bytes --output out/data good.txt || { echo "FAIL: setup"; exit 1; }
@@ -77,5 +60,4 @@ expect 1 "junk.bin: bad magic 2021161080 (not an llm.c token shard" -- "$cairn" 
 expect 2 "--documents needs a count, not 'x'" -- "$cairn" inspect out/data --documents x
 expect 1 "good.txt: file too short (23 bytes, the llm.c header alone is 1024)" -- "$cairn" inspect good.txt
 
-echo "prepare_bad_input: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish prepare_bad_input

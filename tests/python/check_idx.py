@@ -12,17 +12,11 @@ import tempfile
 
 import numpy as np
 
+from cairn_testing import check, failures
+
 EOD = 256
 DTYPES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 6: np.float64,
           7: np.float32, 8: np.uint16}
-
-failures = []
-
-
-def check(condition, what):
-    if not condition:
-        failures.append(what)
-        print("FAIL:", what)
 
 
 def read_megatron(prefix):

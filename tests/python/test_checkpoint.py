@@ -3,36 +3,15 @@ sources), the documented HDF5 layout read with h5py, retention, damaged and inco
 checkpoints, kill -9 at random moments (also during saves), a failed save (file size limit),
 SIGTERM/SIGUSR1, weights-only starts, model-shape refusal, `cairn eval` against training's
 val_loss, and `cairn inspect`. Usage: test_checkpoint.py CAIRN"""
-import glob, json, os, random, resource, shutil, signal, subprocess, sys, tempfile, time
+import functools, glob, json, os, random, resource, shutil, signal, subprocess, sys, tempfile, time
 
 import h5py
 import numpy as np
 
+from cairn_testing import check, finish, metrics, run_cairn, toy_documents, write_documents
+
 cairn = os.path.abspath(sys.argv[1])
-failures = []
-passed = 0
-
-
-def check(cond, what):
-    global passed
-    if cond:
-        passed += 1
-    else:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args, expect=0, **kwargs):
-    p = subprocess.run([cairn, *args], capture_output=True, text=True, **kwargs)
-    if expect is not None and p.returncode != expect:
-        print(p.stdout, p.stderr)
-        raise SystemExit(f"cairn {' '.join(args)}: exit {p.returncode}, expected {expect}")
-    return p
-
-
-def metrics(out_dir):
-    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
+run = functools.partial(run_cairn, cairn)
 
 
 COMPARED = ("step", "loss", "lr", "grad_norm", "tokens", "loss_tokens", "val_loss", "aux_loss", "z_loss")
@@ -354,14 +333,25 @@ def kill_during_saves():
     seen = set()
     while kills < 40 and (in_save < 2 or kills < 6):
         markers = set(glob.glob("kill/checkpoints/*.done"))
+        temporaries = lambda: {(t, os.path.getmtime(t)) for t in glob.glob("kill/checkpoints/*.tmp")
+                               if os.path.exists(t)}
+        before = temporaries()
         p = subprocess.Popen([cairn, "train", cfg, "--set", "run.out_dir=kill", *big],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # once the run saves (a new marker), steps are short next to saves: a kill soon after
-        # lands in a save more often than not, whatever the machine's load
+        # every other kill waits for a save in progress (its temporary file appears) and lands
+        # at once; the others land at a random moment after the run's first new checkpoint
+        in_progress = kills % 2 == 0
         deadline = time.time() + 30
-        while p.poll() is None and time.time() < deadline and set(glob.glob("kill/checkpoints/*.done")) <= markers:
-            time.sleep(0.002)
-        time.sleep(rng.uniform(0.0, 0.05))
+        while p.poll() is None and time.time() < deadline:
+            try:
+                if in_progress and temporaries() - before:
+                    break
+            except FileNotFoundError:  # renamed between the listing and the look
+                pass
+            if not in_progress and set(glob.glob("kill/checkpoints/*.done")) > markers:
+                time.sleep(rng.uniform(0.0, 0.05))
+                break
+            time.sleep(0.001)
         p.kill()
         p.wait()
         kills += 1
@@ -403,12 +393,9 @@ def failed_save():
 
 with tempfile.TemporaryDirectory() as tmp:
     os.chdir(tmp)
-    words = "the quick brown fox jumps over the lazy dog while a cat sleeps on the warm mat".split()
-    docs = [" ".join(words[(i * 3 + j) % len(words)] for j in range(12 + i % 7)) + "." for i in range(400)]
-    with open("a.txt", "w") as f:
-        f.write("\n\n".join(docs) + "\n")
-    with open("b.txt", "w") as f:
-        f.write("\n\n".join(" ".join(reversed(d.split())) for d in docs[:150]) + "\n")
+    docs = toy_documents()
+    write_documents("a.txt", docs)
+    write_documents("b.txt", [" ".join(reversed(d.split())) for d in docs[:150]])
     run("prepare", "--tokenizer", "bytes", "--output", "data/a", "a.txt")
     run("prepare", "--tokenizer", "bytes", "--output", "data/b", "b.txt")
 
@@ -432,5 +419,4 @@ with tempfile.TemporaryDirectory() as tmp:
     failed_save()
     print(f"({time.time() - started:.0f}s)")
 
-print(f"test_checkpoint: {passed} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish("test_checkpoint")

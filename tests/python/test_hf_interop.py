@@ -8,7 +8,7 @@ Qwen3 and Qwen3-MoE are newer than transformers 4.44, so those are compared with
 plain PyTorch forward of the HF Llama family that is itself checked against transformers on the
 classes it has. Also: BF16/F16 files, sharding, and one-line errors for bad input.
 Usage: test_hf_interop.py CAIRN CHECKPOINT_LOGITS. Exit 77 when transformers is missing."""
-import json, math, os, struct, subprocess, sys, tempfile
+import functools, json, math, os, struct, subprocess, sys, tempfile
 
 try:
     import torch
@@ -18,28 +18,13 @@ except ImportError as e:
     print("SKIP: transformers not importable:", e)
     sys.exit(77)
 
+from cairn_testing import check, finish, run_cairn
+
 transformers.logging.set_verbosity_error()
 cairn, logits_tool = (os.path.abspath(p) for p in sys.argv[1:3])
-failures, passed = [], 0
+run = functools.partial(run_cairn, cairn)
 SEQUENCES = [[3, 100, 200, 17, 5, 250, 9, 33, 2, 1, 77, 140], [65, 66, 67, 68], [7] * 9]
 TOLERANCE = 1e-4
-
-
-def check(cond, what):
-    global passed
-    if cond:
-        passed += 1
-    else:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args, fail=False):
-    p = subprocess.run([cairn, *args], capture_output=True, text=True)
-    if (p.returncode != 0) != fail:
-        print(p.stdout, p.stderr)
-        raise SystemExit(f"cairn {' '.join(args)}: exit {p.returncode}")
-    return p
 
 
 def cairn_logits(checkpoint, sequences=SEQUENCES):
@@ -176,8 +161,8 @@ def train(name, *settings):
     return f"runs/{name}/checkpoints/step-00000002.h5"
 
 
-def export(checkpoint, out, *extra, fail=False):
-    return run("export", checkpoint, "--format", "hf", "--output", out, *extra, fail=fail)
+def export(checkpoint, out, *extra, expect=0):
+    return run("export", checkpoint, "--format", "hf", "--output", out, *extra, expect=expect)
 
 
 def architecture(directory):
@@ -255,7 +240,7 @@ def test_cairn_to_hf():
     for name, settings, key in [
             ("sigmoid", ["model.moe.experts=4", "model.moe.router=sigmoid"], "model.moe.router"),
             ("xielu", ["model.activation=xielu"], "model.activation")]:
-        p = export(train(name, *settings), f"hf/{name}", fail=True)
+        p = export(train(name, *settings), f"hf/{name}", expect="failure")
         message = p.stderr.strip()
         check(key in message and "\n" not in message, f"export of {name}: message {message!r}")
         check(not os.path.exists(f"hf/{name}/config.json"), f"export of {name}: wrote output")
@@ -355,7 +340,7 @@ def test_hf_to_cairn():
         qwen2.model.layers[1].self_attn.q_proj.bias[3] = 0.5
     qwen2.save_pretrained("from-hf/qwen2-bias", safe_serialization=True)
     message = run("import", "from-hf/qwen2-bias", "--output", "from-hf/qwen2-bias.h5",
-                  fail=True).stderr.strip()
+                  expect="failure").stderr.strip()
     check("model.layers.1.self_attn.q_proj.bias: nonzero values" in message,
           f"qwen2-moe with a q bias: message {message!r}")
 
@@ -385,7 +370,7 @@ def test_hf_to_cairn():
 
 def expect_import_error(directory, needles, what):
     before = open("good.h5", "rb").read()
-    p = run("import", directory, "--output", "good.h5", fail=True)
+    p = run("import", directory, "--output", "good.h5", expect="failure")
     message = p.stderr.strip()
     check(all(n in message for n in needles) and "\n" not in message,
           f"{what}: message {message!r} lacks {needles}")
@@ -448,5 +433,4 @@ with tempfile.TemporaryDirectory() as tmp:
     test_hf_to_cairn()
     test_bad_input()
 
-print(f"test_hf_interop: {passed} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish("test_hf_interop")

@@ -23,6 +23,7 @@ import tempfile
 import numpy as np
 import torch
 
+from cairn_testing import check, failures
 from megatron_stub import indexed_dataset
 
 EOD = 256
@@ -31,14 +32,6 @@ DTYPE_NAMES = {np.uint8: "uint8", np.int8: "int8", np.int16: "int16", np.int32: 
                np.uint16: "uint16"}
 LLMC = {"gpt-2": (20240520, 1, np.uint16, 50256, 1 << 16),
         "llama-3": (20240801, 7, np.uint32, 128000, 128256)}
-
-failures = []
-
-
-def check(condition, what):
-    if not condition:
-        failures.append(what)
-        print("FAIL:", what)
 
 
 def run(args, expect_status=0):

@@ -23,6 +23,7 @@ import tempfile
 
 import numpy
 import torch
+from cairn_testing import check, finish
 from megatron_stub import helpers_cpp, indexed_dataset
 from megatron.core.datasets.blended_megatron_dataset_builder import (
     BlendedMegatronDatasetBuilder, _get_size_per_split_per_dataset)
@@ -33,17 +34,6 @@ from megatron.core.datasets.utils import Split, normalize
 
 DUMP = os.path.abspath(sys.argv[1])
 logging.getLogger("megatron").setLevel(logging.ERROR)  # "Cannot save the BlendedDataset indexes"
-failures = []
-passed = 0
-
-
-def check(condition, what):
-    global passed
-    if condition:
-        passed += 1
-    else:
-        failures.append(what)
-        print("FAIL:", what)
 
 
 def dump(*args, stdin=None):
@@ -231,5 +221,4 @@ with tempfile.TemporaryDirectory() as tmp:
     want = megatron_samples(([prefixes[1]], None), "1", [50, 0, 0], 31, 1)[0]
     check(got == want[:60], "one source, seq_len 31, seed 1: samples equal Megatron's")
 
-print(f"test_megatron_order: {passed} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish("test_megatron_order")

@@ -1,35 +1,12 @@
 """End-to-end training through the CLI: outputs as DESIGN specifies, determinism,
 learning far below the unigram entropy, a resolved config that reproduces the
 run, and provenance checksums. Usage: test_training.py CAIRN"""
-import hashlib, json, math, os, subprocess, sys, tempfile
+import functools, hashlib, json, math, os, sys, tempfile
 from collections import Counter
 
-cairn = os.path.abspath(sys.argv[1])
-failures = []
-passed = 0
+from cairn_testing import check, finish, metrics, run_cairn, toy_documents, write_documents
 
-
-def check(cond, what):
-    global passed
-    if cond:
-        passed += 1
-    else:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(*args):
-    p = subprocess.run([cairn, *args], capture_output=True, text=True)
-    if p.returncode != 0:
-        print(p.stdout, p.stderr)
-        raise SystemExit(f"cairn {' '.join(args)} failed with {p.returncode}")
-    return p
-
-
-def metrics(out_dir):
-    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
+run = functools.partial(run_cairn, os.path.abspath(sys.argv[1]))
 
 CONFIG = """
 run: {{name: t, out_dir: {out}, seed: 7, steps: {steps}, log_every: 1, eval_every: 20}}
@@ -42,10 +19,7 @@ checkpoint: {{every: 0}}
 
 with tempfile.TemporaryDirectory() as tmp:
     os.chdir(tmp)
-    words = "the quick brown fox jumps over the lazy dog while a cat sleeps on the warm mat".split()
-    docs = [" ".join(words[(i * 3 + j) % len(words)] for j in range(12 + i % 7)) + "." for i in range(400)]
-    with open("corpus.txt", "w") as f:
-        f.write("\n\n".join(docs) + "\n")
+    write_documents("corpus.txt", toy_documents())
     run("prepare", "--tokenizer", "bytes", "--output", "data/train", "corpus.txt")
 
     STEPS = 200
@@ -110,5 +84,4 @@ with tempfile.TemporaryDirectory() as tmp:
     check(mo[-1]["loss"] < mo[0]["loss"] - 1.0, "MoE learns")
     check(all("aux_loss" in m and m["aux_loss"] > 0 for m in mo), "MoE metrics carry the aux loss")
 
-print(f"test_training: {passed} passed, {len(failures)} failed")
-sys.exit(1 if failures else 0)
+finish("test_training")

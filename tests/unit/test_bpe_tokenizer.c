@@ -11,26 +11,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "common/json_parse.h"
 #include "common/sha256.h"
 #include "data/bpe_nfc.h"
-#include "data/json_value.h"
 #include "data/tokenizer.h"
-
-static char dir[] = "/tmp/cairn-test-bpe-XXXXXX";
-
-static const char *in_dir(const char *name) {
-    static char paths[4][512];
-    static int next;
-    char *path = paths[next++ % 4];
-    snprintf(path, 512, "%s/%s", dir, name);
-    return path;
-}
-
-static void write_text(const char *name, const char *text) {
-    FILE *f = fopen(in_dir(name), "wb");
-    fputs(text, f);
-    fclose(f);
-}
+#include "temp_dir.h"
 
 /* Vocabulary in GPT-2's byte-level alphabet: "Ġ" (U+0120) is the space byte. Merge ranks:
  * 0 a+b, 1 b+c, 2 ab+c, 3 Ġ+a, 4 Ġa+b, 5 a+a. "Ġab" (8) is in the vocabulary, but the merge loop
@@ -300,7 +285,7 @@ static void test_json_document(void) {
         " \"a\": 7} ";
     json_document *d;
     json_error error;
-    CHECK(json_parse(text, sizeof text - 1, &d, &error) == 0);
+    CHECK(json_parse(text, sizeof text - 1, 0, &d, &error) == 0);
     const json_value *root = json_document_root(d);
     CHECK(root->type == JSON_OBJECT && root->length == 3);
     const json_value *a = json_find(root, "a"), *s = json_find(root, "s");
@@ -313,9 +298,9 @@ static void test_json_document(void) {
     CHECK(list->as.items[5].type == JSON_OBJECT && list->as.items[5].length == 0);
     CHECK(json_find(root, "missing") == NULL && json_find(list, "a") == NULL);
     json_document_free(d);
-    CHECK(json_parse("[01]", 4, &d, &error) == -1);
+    CHECK(json_parse("[01]", 4, 0, &d, &error) == -1);
     CHECK(strcmp(error.reason, "expected ',' or ']'") == 0 && error.offset == 2);
-    CHECK(json_parse("[1,]", 4, &d, &error) == -1 && error.offset == 3);
+    CHECK(json_parse("[1,]", 4, 0, &d, &error) == -1 && error.offset == 3);
     size_t line, column;
     json_position("{\n\n  x", 5, &line, &column);
     CHECK(line == 3 && column == 3);
@@ -333,10 +318,7 @@ static void test_without_pcre2(void) {
 #endif
 
 int main(void) {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (temp_dir_create("bpe") != 0) return 1;
     if (CAIRN_HAVE_PCRE2) {
         test_merges(legacy_merges);
         test_merges(pair_merges);
@@ -348,8 +330,6 @@ int main(void) {
         test_without_pcre2();
     }
     test_json_document();
-    char command[600];
-    snprintf(command, sizeof command, "rm -rf '%s'", dir);
-    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    temp_dir_remove();
     return check_summary("test_bpe_tokenizer");
 }

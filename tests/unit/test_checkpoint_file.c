@@ -16,12 +16,7 @@
 #include "check.h"
 #include "checkpoint/checkpoint_file.h"
 #include "checkpoint/fletcher32.h"
-
-static char dir[] = "/tmp/cairn-test-checkpoint-file-XXXXXX";
-
-static void path_in_dir(char *out, size_t size, const char *name) {
-    snprintf(out, size, "%s/%s", dir, name);
-}
+#include "temp_dir.h"
 
 /* A recognisable pattern, so the test can find the tensor's bytes in the file. */
 static float pattern(int64_t i) { return 1000.0f + (float)i * 0.25f; }
@@ -52,8 +47,7 @@ static void write_sample(const char *path) {
 }
 
 static void test_round_trip(void) {
-    char path[512];
-    path_in_dir(path, sizeof path, "round.h5");
+    const char *path = in_dir("round.h5");
     write_sample(path);
     status st;
     checkpoint_file *f;
@@ -131,8 +125,7 @@ static void test_round_trip(void) {
 }
 
 static void test_rows(void) {
-    char path[512];
-    path_in_dir(path, sizeof path, "rows.h5");
+    const char *path = in_dir("rows.h5");
     status st;
     checkpoint_file *f;
     CHECK(checkpoint_file_create(path, &f, &st) == 0);
@@ -159,15 +152,6 @@ static void test_rows(void) {
     CHECK(checkpoint_file_close(f, &st) == 0);
 }
 
-static long file_size(const char *path) {
-    FILE *file = fopen(path, "rb");
-    if (!file) return -1;
-    fseek(file, 0, SEEK_END);
-    long size = ftell(file);
-    fclose(file);
-    return size;
-}
-
 static unsigned char *read_all(const char *path, long *size) {
     *size = file_size(path);
     unsigned char *bytes = malloc((size_t)*size);
@@ -184,8 +168,7 @@ static void write_all(const char *path, const unsigned char *bytes, long size) {
 }
 
 static void test_flipped_byte(void) {
-    char path[512];
-    path_in_dir(path, sizeof path, "flipped.h5");
+    const char *path = in_dir("flipped.h5");
     write_sample(path);
     long size;
     unsigned char *bytes = read_all(path, &size);
@@ -221,19 +204,18 @@ static void test_flipped_byte(void) {
 static void test_not_checkpoints(void) {
     status st;
     checkpoint_file *f = (checkpoint_file *)1;
-    char path[512];
 
-    path_in_dir(path, sizeof path, "text.h5");
+    const char *path = in_dir("text.h5");
     write_all(path, (const unsigned char *)"not an HDF5 file at all\n", 24);
     CHECK(checkpoint_file_open(path, &f, &st) != 0 && f == NULL);
     CHECK_STR_CONTAINS(st.message, "text.h5: not an HDF5 file");
 
-    path_in_dir(path, sizeof path, "absent.h5");
+    path = in_dir("absent.h5");
     CHECK(checkpoint_file_open(path, &f, &st) != 0);
     CHECK_STR_CONTAINS(st.message, "absent.h5: cannot open");
 
     /* truncated: the superblock records the end of file, so HDF5 notices */
-    path_in_dir(path, sizeof path, "truncated.h5");
+    path = in_dir("truncated.h5");
     write_sample(path);
     CHECK(truncate(path, file_size(path) / 2) == 0);
     CHECK(checkpoint_file_open(path, &f, &st) != 0);
@@ -241,22 +223,20 @@ static void test_not_checkpoints(void) {
     CHECK_STR_CONTAINS(st.message, "truncated file");
     CHECK(strchr(st.message, '\n') == NULL);
 
-    path_in_dir(path, sizeof path, "other.h5");
+    path = in_dir("other.h5");
     CHECK(checkpoint_file_create(path, &f, &st) == 0);
     CHECK(checkpoint_file_set_string(f, "format", "keras", &st) == 0);
     CHECK(checkpoint_file_close(f, &st) == 0);
     CHECK(checkpoint_file_open(path, &f, &st) != 0);
     CHECK_STR_CONTAINS(st.message, "other.h5: format attribute is 'keras', not 'cairn'");
 
-    path_in_dir(path, sizeof path, "no-directory/x.h5");
+    path = in_dir("no-directory/x.h5");
     CHECK(checkpoint_file_create(path, &f, &st) != 0);
     CHECK_STR_CONTAINS(st.message, "no-directory/x.h5: cannot create");
 }
 
 static void test_write_failure(void) {
-    char path[512], good[512];
-    path_in_dir(path, sizeof path, "full.h5");
-    path_in_dir(good, sizeof good, "after.h5");
+    const char *path = in_dir("full.h5"), *good = in_dir("after.h5");
     struct rlimit saved, limited;
     CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
     limited = saved;
@@ -340,8 +320,7 @@ static void test_fletcher32(void) {
 /* Several chunks, edge chunks padded, rows larger than a chunk: written directly, read back both
  * directly and through HDF5's filter (row slices), and a flipped bit in a middle chunk. */
 static void test_large(void) {
-    char path[512];
-    path_in_dir(path, sizeof path, "large.h5");
+    const char *path = in_dir("large.h5");
     int64_t shape[3] = {3, 5, 300000}, total = 3 * 5 * 300000;
     float *data = malloc(total * sizeof *data), *back = malloc(total * sizeof *back);
     for (int64_t i = 0; i < total; i++)
@@ -390,10 +369,7 @@ static void test_large(void) {
 }
 
 int main(void) {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (temp_dir_create("checkpoint-file") != 0) return 1;
     test_round_trip();
     test_rows();
     test_flipped_byte();
@@ -401,8 +377,6 @@ int main(void) {
     test_write_failure();
     test_fletcher32();
     test_large();
-    char command[600];
-    snprintf(command, sizeof command, "rm -rf %s", dir);
-    if (system(command) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    temp_dir_remove();
     return check_summary("test_checkpoint_file");
 }

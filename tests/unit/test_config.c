@@ -7,18 +7,14 @@
 #include <unistd.h>
 
 #include "tests/unit/check.h"
+#include "tests/unit/temp_dir.h"
 #include "train/config.h"
 
-static char directory[64];
 static char fixture_path[128];
 
 static void write_fixture(const char *text) {
-    snprintf(fixture_path, sizeof fixture_path, "%s/cfg.yaml", directory);
-    FILE *file = fopen(fixture_path, "w");
-    CHECK(file != NULL);
-    if (!file) return;
-    fputs(text, file);
-    fclose(file);
+    snprintf(fixture_path, sizeof fixture_path, "%s", in_dir("cfg.yaml"));
+    write_text("cfg.yaml", text);
 }
 
 /* Defaults, then the YAML text as a file; returns config_load_file's result. */
@@ -196,7 +192,7 @@ static void test_full_file(void) {
     CHECK(c.device == DEVICE_CPU);
 }
 
-static void write_text(const config *c, char *text, size_t size) {
+static void yaml_text(const config *c, char *text, size_t size) {
     status st = {{0}};
     FILE *memory = fmemopen(text, size, "w");
     CHECK(memory != NULL);
@@ -208,7 +204,7 @@ static void write_text(const config *c, char *text, size_t size) {
 /* Resolved config → YAML file → defaults + load + resolve: every field is the same. */
 static void check_round_trip(const config *original, int world) {
     char path[128];
-    snprintf(path, sizeof path, "%s/resolved.yaml", directory);
+    snprintf(path, sizeof path, "%s/resolved.yaml", temp_dir);
     status st = {{0}};
     CHECK_MSG(config_write_yaml_file(original, path, &st) == 0, "%s", st.message);
     char temporary[160];
@@ -227,8 +223,8 @@ static void check_round_trip(const config *original, int world) {
     CHECK(memcmp(&again.checkpoint, &original->checkpoint, sizeof again.checkpoint) == 0);
     CHECK(again.device == original->device);
     static char first[16384], second[16384];
-    write_text(original, first, sizeof first);
-    write_text(&again, second, sizeof second);
+    yaml_text(original, first, sizeof first);
+    yaml_text(&again, second, sizeof second);
     CHECK(strcmp(first, second) == 0);
     remove(path);
 }
@@ -346,7 +342,7 @@ static void test_load_errors(void) {
     config c;
     status st = {{0}};
     char missing[160], expected[400];
-    snprintf(missing, sizeof missing, "%s/missing.yaml", directory);
+    snprintf(missing, sizeof missing, "%s/missing.yaml", temp_dir);
     config_defaults(&c);
     CHECK(config_load_file(&c, missing, &st) == -1);
     snprintf(expected, sizeof expected, "%s: cannot open: %s", missing, strerror(ENOENT));
@@ -438,11 +434,7 @@ static void test_set_errors(void) {
 }
 
 int main(void) {
-    snprintf(directory, sizeof directory, "/tmp/cairn-config-XXXXXX");
-    if (!mkdtemp(directory)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (temp_dir_create("config") != 0) return 1;
     test_defaults();
     test_full_file();
     test_round_trip();
@@ -451,7 +443,6 @@ int main(void) {
     test_load_errors();
     test_resolve_errors();
     test_set_errors();
-    remove(fixture_path);
-    rmdir(directory);
+    temp_dir_remove();
     return check_summary("test_config");
 }

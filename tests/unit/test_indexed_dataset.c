@@ -9,11 +9,10 @@
 
 #include "check.h"
 #include "data/indexed_dataset.h"
-
-static char dir[] = "/tmp/cairn-test-indexed-XXXXXX";
+#include "temp_dir.h"
 
 static void path_of(char *out, const char *name, const char *suffix) {
-    sprintf(out, "%s/%s%s", dir, name, suffix);
+    sprintf(out, "%s/%s%s", temp_dir, name, suffix);
 }
 
 static long read_file(const char *path, uint8_t *buffer, long capacity) {
@@ -289,10 +288,7 @@ static void test_corrupt_files(void) {
 }
 
 int main(void) {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (temp_dir_create("indexed") != 0) return 1;
     test_exact_bytes();
     test_round_trip(258, 8);
     test_round_trip(70000, 4);
@@ -301,8 +297,6 @@ int main(void) {
     test_all_dtypes();
     test_multi_sequence_documents();
     test_corrupt_files();
-    char command[600];
-    snprintf(command, sizeof command, "rm -rf '%s'", dir);
-    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    temp_dir_remove();
     return check_summary("test_indexed_dataset");
 }

@@ -21,13 +21,12 @@
 #include "data/indexed_dataset.h"
 #include "data/loader.h"
 #include "raw_dataset.h"
+#include "temp_dir.h"
 
 enum { EOD = 0, VOCAB = 1000000, SOURCE_STRIDE = 100000 };
 
-static char dir[] = "/tmp/cairn-test-loader-XXXXXX";
-
 static void dataset_path(char *out, size_t size, const char *name) {
-    snprintf(out, size, "%s/%s", dir, name);
+    snprintf(out, size, "%s/%s", temp_dir, name);
 }
 
 /* Writes `documents` documents of lengths 1 + (i*37 % max_length) + EOD; returns total tokens. */
@@ -443,7 +442,7 @@ static void test_split(void) {
 /* The one cache file of `name` (PREFIX.cairn-index-*.cache), or "" */
 static void find_cache(const char *name, char *out, size_t size) {
     char pattern[600];
-    snprintf(pattern, sizeof pattern, "%s/%s.cairn-index-*.cache", dir, name);
+    snprintf(pattern, sizeof pattern, "%s/%s.cairn-index-*.cache", temp_dir, name);
     glob_t found;
     out[0] = 0;
     if (glob(pattern, 0, NULL, &found) == 0) {
@@ -522,7 +521,7 @@ static void test_index_cache(void) {
      * the cache file's place makes the rename fail instead) */
     CHECK(unlink(cache) == 0);
     int as_root = geteuid() == 0;
-    CHECK(as_root ? mkdir(cache, 0755) == 0 : chmod(dir, 0555) == 0);
+    CHECK(as_root ? mkdir(cache, 0755) == 0 : chmod(temp_dir, 0555) == 0);
     l = open_loader(&c, 0, 1);
     data_loader_get_stats(l, &stats);
     CHECK(stats.in_memory == 1 && stats.cache_writes == 0);
@@ -530,7 +529,7 @@ static void test_index_cache(void) {
     CHECK(source_of(changed) == 3);
     free(changed);
     data_loader_close(l);
-    CHECK(as_root ? rmdir(cache) == 0 : chmod(dir, 0755) == 0);
+    CHECK(as_root ? rmdir(cache) == 0 : chmod(temp_dir, 0755) == 0);
     free(fresh);
 }
 
@@ -694,16 +693,13 @@ static void test_windows(void) {
     indexed_dataset_close(d);
     window_reader_close(r);
 
-    snprintf(prefix, sizeof prefix, "%s/short", dir);
+    snprintf(prefix, sizeof prefix, "%s/short", temp_dir);
     CHECK(window_reader_open(prefix, seq_len, EOD, 1, &r, &st) == -1);
     CHECK_STR_CONTAINS(st.message, "fewer than one window");
 }
 
 int main(void) {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (temp_dir_create("loader") != 0) return 1;
     test_hand_derived_order();
     test_packing_one_epoch();
     test_determinism_and_resume();
@@ -717,8 +713,6 @@ int main(void) {
     test_prefetch_error();
     test_errors();
     test_windows();
-    char command[600];
-    snprintf(command, sizeof command, "rm -rf '%s'", dir);
-    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    temp_dir_remove();
     return check_summary("test_loader");
 }

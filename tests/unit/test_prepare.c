@@ -17,23 +17,8 @@
 #include "data/inspect.h"
 #include "data/prepare.h"
 #include "data/tokenizer.h"
+#include "temp_dir.h"
 #include "train/cli.h"
-
-static char dir[] = "/tmp/cairn-test-prepare-XXXXXX";
-
-static const char *in_dir(const char *name) {
-    static char paths[8][512];
-    static int next;
-    char *path = paths[next++ % 8];
-    snprintf(path, 512, "%s/%s", dir, name);
-    return path;
-}
-
-static void write_text(const char *name, const char *text) {
-    FILE *f = fopen(in_dir(name), "wb");
-    fputs(text, f);
-    fclose(f);
-}
 
 static int exists(const char *name) { return access(in_dir(name), F_OK) == 0; }
 
@@ -325,10 +310,7 @@ static void test_inspect(void) {
 }
 
 int main(void) {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (temp_dir_create("prepare") != 0) return 1;
     test_sha256();
     test_tokenizer();
     test_prepare_inputs();
@@ -336,8 +318,6 @@ int main(void) {
     test_cli_exit_codes();
     test_fortune_corpus();
     test_inspect();
-    char command[600];
-    snprintf(command, sizeof command, "rm -rf '%s'", dir);
-    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    temp_dir_remove();
     return check_summary("test_prepare");
 }

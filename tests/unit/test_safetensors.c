@@ -7,16 +7,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "checkpoint/hf_json.h"
 #include "checkpoint/safetensors.h"
-
-static char dir[64];
-
-static const char *path_in_dir(const char *name) {
-    static char path[128];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    return path;
-}
+#include "common/json_parse.h"
+#include "temp_dir.h"
 
 /* A file whose header is `header` (not padded) followed by `data_bytes` bytes of `data`. */
 static void write_raw(const char *path, const char *header, const void *data, size_t data_bytes) {
@@ -31,38 +24,52 @@ static void write_raw(const char *path, const char *header, const void *data, si
     fclose(f);
 }
 
+/* The parser with the flags every Hugging Face file is read with. */
+static int parse_strict(const char *text, json_document **d, json_error *error) {
+    return json_parse(text, strlen(text), JSON_UNIQUE_KEYS | JSON_NO_NUL, d, error);
+}
+
 static void test_json(void) {
-    hf_json *v = NULL;
-    char error[256];
+    json_document *d = NULL;
+    json_error error;
     const char *text = "{\"b\": [1, -2.5e3, true, null], \"a\": \"x\\u00e9\\ud83d\\ude00\\n\", "
-                       "\"big\": 9007199254740993}";
-    CHECK(hf_json_parse(text, strlen(text), &v, error, sizeof error) == 0);
-    const hf_json *b = hf_json_get(v, "b"), *a = hf_json_get(v, "a"), *big = hf_json_get(v, "big");
-    CHECK(b && b->kind == HF_JSON_ARRAY && b->count == 4);
-    CHECK(b && b->items[0].is_integer && b->items[0].integer == 1);
-    CHECK(b && !b->items[1].is_integer && b->items[1].number == -2500.0);
-    CHECK(b && b->items[2].kind == HF_JSON_BOOL && b->items[2].boolean);
-    CHECK(b && b->items[3].kind == HF_JSON_NULL);
-    CHECK(a && strcmp(a->string, "x\xc3\xa9\xf0\x9f\x98\x80\n") == 0);
-    CHECK(big && big->is_integer && big->integer == 9007199254740993LL);
-    CHECK(hf_json_get(v, "missing") == NULL);
-    hf_json_free(v);
+                       "\"big\": 9007199254740993, \"huge\": 9223372036854775808}";
+    CHECK(parse_strict(text, &d, &error) == 0);
+    const json_value *root = d ? json_document_root(d) : NULL;
+    const json_value *b = json_find(root, "b"), *a = json_find(root, "a");
+    const json_value *big = json_find(root, "big"), *huge = json_find(root, "huge");
+    CHECK(b && b->type == JSON_ARRAY && b->length == 4);
+    CHECK(b && b->as.items[0].is_integer && b->as.items[0].as.integer == 1);
+    CHECK(b && !b->as.items[1].is_integer && b->as.items[1].as.number == -2500.0);
+    CHECK(b && b->as.items[2].type == JSON_TRUE);
+    CHECK(b && b->as.items[3].type == JSON_NULL);
+    CHECK(a && strcmp(a->as.string, "x\xc3\xa9\xf0\x9f\x98\x80\n") == 0);
+    CHECK(big && big->is_integer && big->as.integer == 9007199254740993LL);
+    CHECK(huge && !huge->is_integer && huge->as.number == 9223372036854775808.0);
+    CHECK(json_find(root, "missing") == NULL);
+    json_document_free(d);
 
     const char *bad[] = {"{\"a\": 1, \"a\": 2}",   "{\"a\": 1,}", "[1 2]",
                          "{\"a\": \"\\u0000\"}",   "{\"a\": 01}", "{} x",
                          "{\"a\": \"unterminated}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        v = NULL;
-        CHECK_MSG(hf_json_parse(bad[i], strlen(bad[i]), &v, error, sizeof error) != 0,
-                  "accepted %s", bad[i]);
-        hf_json_free(v);
+        d = NULL;
+        CHECK_MSG(parse_strict(bad[i], &d, &error) != 0, "accepted %s", bad[i]);
+        json_document_free(d);
     }
-    CHECK(hf_json_parse(bad[0], strlen(bad[0]), &v, error, sizeof error) != 0);
-    CHECK_STR_CONTAINS(error, "duplicate key \"a\"");
+    CHECK(parse_strict(bad[0], &d, &error) != 0);
+    CHECK_STR_CONTAINS(error.reason, "duplicate key \"a\"");
+    /* without the flags, the last of repeated keys wins and U+0000 is kept */
+    CHECK(json_parse(bad[0], strlen(bad[0]), 0, &d, &error) == 0);
+    CHECK(json_find(json_document_root(d), "a")->as.number == 2);
+    json_document_free(d);
+    CHECK(json_parse(bad[3], strlen(bad[3]), 0, &d, &error) == 0);
+    CHECK(json_find(json_document_root(d), "a")->length == 1);
+    json_document_free(d);
 }
 
 static void test_write_read(void) {
-    const char *path = path_in_dir("model.safetensors");
+    const char *path = in_dir("model.safetensors");
     float w[6] = {1.5f, -2.25f, 3.0e-8f, 1e30f, -0.0f, 7.0f};
     float bias[3] = {1.0f, 1.00390625f, 1.01171875f}; /* 1 + 2^-8 and 1 + 3·2^-8: ties */
     float scalar = 42.0f;
@@ -133,7 +140,7 @@ static void test_write_read(void) {
 }
 
 static void test_f16(void) {
-    const char *path = path_in_dir("half.safetensors");
+    const char *path = in_dir("half.safetensors");
     uint16_t h[5] = {0x3C00, 0xC000, 0x0001, 0x7C00, 0x3555}; /* 1, -2, 2^-24, inf, ~1/3 */
     write_raw(path, "{\"h\":{\"dtype\":\"F16\",\"shape\":[5],\"data_offsets\":[0,10]}}", h, 10);
     safetensors_file *r = NULL;
@@ -154,7 +161,7 @@ static void test_f16(void) {
 }
 
 static void expect_corrupt(const char *header, size_t data_bytes, const char *message) {
-    const char *path = path_in_dir("corrupt.safetensors");
+    const char *path = in_dir("corrupt.safetensors");
     static const unsigned char zeros[64];
     write_raw(path, header, zeros, data_bytes);
     safetensors_file *r = NULL;
@@ -192,7 +199,7 @@ static void test_corrupt(void) {
     expect_corrupt("{\"__metadata__\":{\"format\":1}}", 0, "__metadata__.format is not a string");
 
     /* a header length beyond the end of the file */
-    const char *path = path_in_dir("corrupt.safetensors");
+    const char *path = in_dir("corrupt.safetensors");
     FILE *f = fopen(path, "wb");
     unsigned char prefix[12] = {0xff, 0x00, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' '};
     fwrite(prefix, 1, sizeof prefix, f);
@@ -209,7 +216,7 @@ static void test_corrupt(void) {
 }
 
 static void test_writer_errors(void) {
-    const char *path = path_in_dir("partial.safetensors");
+    const char *path = in_dir("partial.safetensors");
     safetensors_spec specs[2] = {{"x", SAFETENSORS_F32, 1, {2}}, {"x", SAFETENSORS_BF16, 1, {2}}};
     safetensors_writer *w = NULL;
     status st;
@@ -225,16 +232,12 @@ static void test_writer_errors(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/cairn-safetensors-XXXXXX");
-    if (!mkdtemp(dir)) return 1;
+    if (temp_dir_create("safetensors") != 0) return 1;
     test_json();
     test_write_read();
     test_f16();
     test_corrupt();
     test_writer_errors();
-    const char *names[] = {"model.safetensors", "half.safetensors", "corrupt.safetensors"};
-    for (int i = 0; i < 3; i++)
-        remove(path_in_dir(names[i]));
-    rmdir(dir);
+    temp_dir_remove();
     return check_summary("test_safetensors");
 }

@@ -13,26 +13,7 @@
 #include "data/chunk_reader.h"
 #include "data/indexed_dataset.h"
 #include "data/prepare.h"
-
-static char dir[] = "/tmp/cairn-test-shards-XXXXXX";
-
-static const char *in_dir(const char *name) {
-    static char paths[8][512];
-    static int next;
-    char *path = paths[next++ % 8];
-    snprintf(path, 512, "%s/%s", dir, name);
-    return path;
-}
-
-static void write_bytes(const char *name, const void *bytes, size_t size) {
-    FILE *f = fopen(in_dir(name), "wb");
-    fwrite(bytes, 1, size, f);
-    fclose(f);
-}
-
-static void write_text(const char *name, const char *text) {
-    write_bytes(name, text, strlen(text));
-}
+#include "temp_dir.h"
 
 static uint8_t *put(uint8_t *p, uint64_t value, int bytes) {
     for (int i = 0; i < bytes; i++)
@@ -265,15 +246,6 @@ static void test_chunk_reader(void) {
     text_chunk_free(&c);
 }
 
-static long file_size(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fclose(f);
-    return size;
-}
-
 static int same_file(const char *a, const char *b) {
     FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
     int same = f && g;
@@ -341,7 +313,7 @@ static void test_prepare_threads(void) {
     for (int t = 2; t <= 4; t += 2)
         for (int k = 0; k < 2; k++) {
             snprintf(first, sizeof first, "%s%s", in_dir("t1"), k ? ".idx" : ".bin");
-            snprintf(other, sizeof other, "%s/t%d%s", dir, t, k ? ".idx" : ".bin");
+            snprintf(other, sizeof other, "%s/t%d%s", temp_dir, t, k ? ".idx" : ".bin");
             CHECK_MSG(same_file(first, other), "%s differs from %s", other, first);
         }
 
@@ -363,18 +335,13 @@ static void test_prepare_threads(void) {
 }
 
 int main(void) {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (temp_dir_create("shards") != 0) return 1;
     test_llmc_gpt2();
     test_llmc_llama3();
     test_llmc_corrupt();
     test_megatron_token_values();
     test_chunk_reader();
     test_prepare_threads();
-    char command[600];
-    snprintf(command, sizeof command, "rm -rf '%s'", dir);
-    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    temp_dir_remove();
     return check_summary("test_shard_readers");
 }
