@@ -21,11 +21,23 @@
 
 #include "common/status.h"
 #include "data/loader.h"
+#include "parallel/comm.h"
 #include "train/model.h"
 #include "train/optimizer.h"
 
+/* A model spread over ranks (tensor-parallel slices, pipeline stages, expert groups, data-parallel
+ * replicas). Saving is collective: rank 0 creates the file with every tensor at its global shape,
+ * then the ranks take turns writing their slices (`writes`: the one replica of each slice that
+ * writes it), and all ranks agree on the result; rank 0 alone commits, marks and prunes the
+ * directory. Loading needs no communication: each rank reads its slices. */
+typedef struct checkpoint_ranks {
+    comm *world;
+    const uint8_t *writes;  /* [model->param_count] */
+    const config *config;   /* the whole model's tensors, for the file's layout and checks */
+} checkpoint_ranks;
+
 /* What is saved from, or loaded into. model is required; optimizer and loader may be NULL
- * (not saved / not restored). */
+ * (not saved / not restored); ranks is NULL for a whole model on one rank. */
 typedef struct checkpoint_state {
     model *model;
     optimizer *optimizer;
@@ -33,6 +45,7 @@ typedef struct checkpoint_state {
     int64_t step, tokens;
     uint64_t seed;
     const char *config_yaml; /* saving only */
+    const checkpoint_ranks *ranks;
 } checkpoint_state;
 
 /* What a loaded checkpoint held (seed: s->seed when the file has no /rng/seed). */

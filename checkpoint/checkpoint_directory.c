@@ -193,22 +193,34 @@ static int apply_retention(const char *dir, int keep, int64_t saved, status *st)
     return rc;
 }
 
+/* Commit, marker and retention of a written temporary file. */
+static int finish_save(const checkpoint_paths *p, const char *dir, int keep, int64_t step,
+                       status *st) {
+    /* an older marker of this step describes the file about to be replaced */
+    if (remove_file(p->marker, st) != 0 || checkpoint_commit(p->temporary, p->file, st) != 0) {
+        unlink(p->temporary);
+        return -1;
+    }
+    if (write_marker(p, step, st) != 0) return -1;
+    return apply_retention(dir, keep, step, st);
+}
+
 int checkpoint_save(const char *dir, const checkpoint_state *s, int keep, char *path,
                     size_t path_size, status *st) {
     checkpoint_paths p;
     if (paths_for(dir, s->step, &p, st) != 0) return -1;
     snprintf(path, path_size, "%s", p.file);
-    if (checkpoint_write(p.temporary, s, st) != 0) {
-        unlink(p.temporary);
-        return -1;
-    }
-    /* an older marker of this step describes the file about to be replaced */
-    if (remove_file(p.marker, st) != 0 || checkpoint_commit(p.temporary, p.file, st) != 0) {
-        unlink(p.temporary);
-        return -1;
-    }
-    if (write_marker(&p, s->step, st) != 0) return -1;
-    return apply_retention(dir, keep, s->step, st);
+    int first_rank = !s->ranks || s->ranks->world->rank == 0;
+    int rc = checkpoint_write(p.temporary, s, st);
+    if (rc != 0 && first_rank) unlink(p.temporary);
+    if (rc == 0 && first_rank) rc = finish_save(&p, dir, keep, s->step, st);
+    if (!s->ranks) return rc;
+    /* the others learn how rank 0's commit went */
+    int64_t failed = rc != 0;
+    status ignored;
+    if (comm_broadcast(s->ranks->world, &failed, 1, COMM_INT64, 0, &ignored) != 0) failed = 1;
+    if (failed && rc == 0) status_fail(st, "%s: rank 0 could not complete the save", p.file);
+    return failed ? -1 : 0;
 }
 
 int checkpoint_newest_complete(const char *dir, int64_t *step, status *st) {

@@ -110,3 +110,22 @@ void parallel_finalize(parallel_process *p) {
     if (p->initialized_mpi && !finalized) MPI_Finalize();
     p->initialized_mpi = 0;
 }
+
+int parallel_barrier(status *st) {
+    int rc = MPI_Barrier(MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? 0 : mpi_failed("MPI_Barrier", rc, st);
+}
+
+void parallel_abort(int exit_status) { MPI_Abort(MPI_COMM_WORLD, exit_status); }
+
+int parallel_launched(void) {
+    launch_env env;
+    launch_env_read(&env);
+    return env.size > 1 || (strcmp(env.launcher, "pmix") == 0);
+}
+
+void parallel_single(parallel_process *p) {
+    memset(p, 0, sizeof *p);
+    launch_env_read(&p->env);
+    p->size = p->local_size = p->nodes = 1;
+}

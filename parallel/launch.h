@@ -35,6 +35,16 @@ void launch_env_read(launch_env *env);
 int launch_env_check(const launch_env *env, int mpi_rank, int mpi_size, status *st);
 
 int parallel_init(int *argc, char ***argv, parallel_process *p, status *st);
+/* Whether a launcher started this process as one of several (its variables say a size above
+ * 1): only then is MPI worth initialising; a process on its own runs without it. */
+int parallel_launched(void);
+/* This process on its own, as parallel_init would describe it, without MPI. */
+void parallel_single(parallel_process *p);
 void parallel_finalize(parallel_process *p);
+/* Every rank of the world waits here (before the topology's communicators exist). */
+int parallel_barrier(status *st);
+/* Ends every rank of the job with this exit status (a rank that failed alone would leave the
+ * others waiting in a collective). */
+void parallel_abort(int exit_status);
 
 #endif

@@ -1,6 +1,7 @@
 #include "parallel/topology.h"
 
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +126,19 @@ static int create_axis(parallel_topology *t, parallel_axis axis, double timeout_
 
 int topology_create(parallel_topology *t, const parallel_config *cfg, status *st) {
     memset(t, 0, sizeof *t);
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+        /* one process, no MPI: every axis a group of one, whose collectives nobody calls */
+        if (grid_init(&t->grid, 1, cfg->tp, cfg->pp, cfg->ep, st) != 0) return -1;
+        for (int axis = 0; axis < AXIS_COUNT; axis++) {
+            comm *c = &t->comms[axis];
+            snprintf(c->name, sizeof c->name, "%s", parallel_axis_name((parallel_axis)axis));
+            c->size = 1;
+            c->timeout_s = cfg->timeout_s;
+        }
+        return 0;
+    }
     int world_rank, world_size;
     MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);

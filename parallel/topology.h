@@ -12,7 +12,9 @@
  * tp · pp_rank) reduces gradient norms. A rank's coordinate on an axis is its rank in that axis'
  * communicator. `topology_create` needs `parallel_init` first and a config that passed
  * config_resolve (which names the YAML key of a size that does not divide); it builds MPI
- * communicators for every axis, with parallel.timeout_s as their timeout. */
+ * communicators for every axis, with parallel.timeout_s as their timeout. Without MPI (a process
+ * started on its own, which cli_train does not initialise MPI for) it is the grid of one rank
+ * whose communicators have size 1 and no backend: callers skip collectives on groups of one. */
 #ifndef CAIRN_TOPOLOGY_H
 #define CAIRN_TOPOLOGY_H
 

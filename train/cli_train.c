@@ -1,5 +1,6 @@
 /* `cairn train [CONFIG.yaml] [--set key.path=value ...]` */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 
 #include "data/fortune_corpus.h"
 #include "data/tokenizer.h"
+#include "parallel/launch.h"
 #include "train/cli.h"
 #include "train/config.h"
 #include "train/device.h"
@@ -40,18 +42,32 @@ static void print_note(void *context, const char *message) {
     fflush(stdout);
 }
 
+/* An error line; with several ranks it says which one. */
+static void print_error(const parallel_process *p, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+static void print_error(const parallel_process *p, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    if (p->size > 1) fprintf(stderr, "cairn train (rank %d of %d): ", p->rank, p->size);
+    else fputs("cairn train: ", stderr);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    va_end(args);
+}
+
 /* Saves after t->step; prints where. Returns 0 or the exit status. */
-static int save_checkpoint(trainer *t) {
+static int save_checkpoint(trainer *t, const parallel_process *p) {
     char path[CONFIG_STRING + 64];
     status st = {{0}};
     double start = wall_seconds();
     if (trainer_save_checkpoint(t, path, sizeof path, &st) != 0) {
-        fprintf(stderr, "cairn train: step %lld: checkpoint: %s\n", (long long)t->step,
-                st.message);
+        print_error(p, "step %lld: checkpoint: %s", (long long)t->step, st.message);
         return 1;
     }
-    printf("cairn: checkpoint %s (%.1fs)\n", path, wall_seconds() - start);
-    fflush(stdout);
+    if (t->reporter) {
+        printf("cairn: checkpoint %s (%.1fs)\n", path, wall_seconds() - start);
+        fflush(stdout);
+    }
     return 0;
 }
 
@@ -88,33 +104,35 @@ static int load_config(int argc, char **argv, config *c, int *is_default, status
     return 0;
 }
 
-int cli_train(int argc, char **argv) {
+/* The training run of this rank; returns the exit status. */
+static int train_rank(int argc, char **argv, config *cp, int is_default, const parallel_process *p) {
     status st = {{0}};
-    config c;
-    int is_default = 0;
-    int rc = load_config(argc, argv, &c, &is_default, &st);
-    if (rc) {
-        if (rc == 1) fprintf(stderr, "cairn train: %s\n", st.message);
-        return rc;
-    }
+    config c = *cp;
     /* the vocabulary and EOD come from the tokenizer unless the config says */
     tokenizer *tok = NULL;
     if (c.data.tokenizer[0]) {
         if (tokenizer_open(c.data.tokenizer, &tok, &st) != 0) {
-            fprintf(stderr, "cairn train: data.tokenizer: %s\n", st.message);
+            print_error(p, "data.tokenizer: %s", st.message);
             return 1;
         }
         if (c.model.vocab == 0) c.model.vocab = tokenizer_vocab_size(tok);
         if (c.data.eod_id < 0) c.data.eod_id = tokenizer_eod_id(tok);
     }
-    if (config_resolve(&c, 1, &st) != 0) {
-        fprintf(stderr, "cairn train: %s\n", st.message);
+    if (config_resolve(&c, p->size, &st) != 0) {
+        print_error(p, "%s", st.message);
         tokenizer_close(tok);
         return 1;
     }
-    if (is_default) {
-        if (fortune_corpus_ensure(c.data.sources[0].path, c.data.valid, &st) != 0) {
-            fprintf(stderr, "cairn train: default corpus: %s\n", st.message);
+    /* the built-in run makes its corpus once (rank 0), unless --set pointed it elsewhere */
+    config defaults;
+    config_defaults(&defaults);
+    if (is_default && c.data.source_count == 1 &&
+        strcmp(c.data.sources[0].path, defaults.data.sources[0].path) == 0) {
+        int failed = p->rank == 0 && fortune_corpus_ensure(c.data.sources[0].path, c.data.valid,
+                                                           &st) != 0;
+        if (failed) print_error(p, "default corpus: %s", st.message);
+        if (p->size > 1 && parallel_barrier(&st) != 0) failed = 1;
+        if (failed) {
             tokenizer_close(tok);
             return 1;
         }
@@ -123,7 +141,7 @@ int cli_train(int argc, char **argv) {
     char device[256];
     double peak_flops;
     if (device_select(c.device, &o, device, sizeof device, &peak_flops, &st) != 0) {
-        fprintf(stderr, "cairn train: %s\n", st.message);
+        print_error(p, "%s", st.message);
         tokenizer_close(tok);
         return 1;
     }
@@ -133,33 +151,42 @@ int cli_train(int argc, char **argv) {
         strncat(command_line, argv[i], sizeof command_line - strlen(command_line) - 1);
     }
     if (signals_install(&st) != 0) {
-        fprintf(stderr, "cairn train: %s\n", st.message);
+        print_error(p, "%s", st.message);
         tokenizer_close(tok);
         return 1;
     }
     trainer t;
     if (trainer_open(&t, &c, o, device, command_line, tok ? tokenizer_checksum(tok) : NULL,
                      print_note, NULL, &st) != 0) {
-        fprintf(stderr, "cairn train: %s\n", st.message);
+        print_error(p, "%s", st.message);
         trainer_close(&t);
         tokenizer_close(tok);
         return 1;
     }
     tokenizer_close(tok);
     t.peak_flops = peak_flops;
+    int report = t.reporter;
 
-    printf("cairn: training %s (%s, %d layers, d_model %d, %.2fM parameters) on %s\n", c.run.name,
-           config_arch_name(c.model.arch), c.model.layers, c.model.d_model,
-           (double)t.model.total_params / 1e6, device);
-    printf("cairn: %lld steps of %d sequences x %d tokens; data: %s%s (%lld tokens)\n",
-           (long long)c.run.steps, c.train.global_batch, c.model.seq_len, c.data.sources[0].path,
-           c.data.source_count > 1 ? " and more" : "",
-           (long long)data_loader_total_tokens(t.loader));
-    printf("cairn: outputs in %s/ (config.yaml, run.json, metrics.jsonl, checkpoints in %s/)\n",
-           c.run.out_dir, c.checkpoint.dir);
+    if (report) {
+        printf("cairn: training %s (%s, %d layers, d_model %d, %.2fM parameters) on %s\n",
+               c.run.name, config_arch_name(c.model.arch), c.model.layers, c.model.d_model,
+               (double)t.model.total_params / 1e6, device);
+        if (p->size > 1)
+            printf("cairn: %d ranks: dp %d x tp %d x pp %d (ep %d)%s; this rank holds %.2fM "
+                   "parameters\n",
+                   p->size, t.dp_size, c.parallel.tp, c.parallel.pp, c.parallel.ep,
+                   t.use_zero ? ", ZeRO-1" : "", (double)t.model.total_params / 1e6);
+        printf("cairn: %lld steps of %d sequences x %d tokens; data: %s%s (%lld tokens)\n",
+               (long long)c.run.steps, c.train.global_batch, c.model.seq_len,
+               c.data.sources[0].path, c.data.source_count > 1 ? " and more" : "",
+               (long long)data_loader_total_tokens(t.loader));
+        printf("cairn: outputs in %s/ (config.yaml, run.json, metrics.jsonl, checkpoints in %s/)\n",
+               c.run.out_dir, c.checkpoint.dir);
+    }
     if (t.step >= c.run.steps) {
-        printf("cairn: nothing to train: the checkpoint is at step %lld of %lld\n",
-               (long long)t.step, (long long)c.run.steps);
+        if (report)
+            printf("cairn: nothing to train: the checkpoint is at step %lld of %lld\n",
+                   (long long)t.step, (long long)c.run.steps);
         trainer_close(&t);
         return 0;
     }
@@ -169,22 +196,21 @@ int cli_train(int argc, char **argv) {
     double first_val = NAN, last_val = NAN;
     int64_t val_tokens;
     if (t.valid && trainer_evaluate(&t, &first_val, &val_tokens, &st) != 0) {
-        fprintf(stderr, "cairn train: validation: %s\n", st.message);
+        print_error(p, "validation: %s", st.message);
         trainer_close(&t);
         return 1;
     }
     trainer_step_result r = {0};
     for (int64_t step = t.step + 1; step <= c.run.steps; step++) {
         if (trainer_step(&t, &r, &st) != 0) {
-            fprintf(stderr, "cairn train: step %lld: %s\n", (long long)step, st.message);
+            print_error(p, "step %lld: %s", (long long)step, st.message);
             trainer_close(&t);
             return 1;
         }
         if (step == t.start_step + 1) first_loss = r.loss;
         last_loss = r.loss;
         if (!isfinite(r.loss)) {
-            fprintf(stderr, "cairn train: step %lld: loss is %f; stopping\n", (long long)step,
-                    r.loss);
+            print_error(p, "step %lld: loss is %f; stopping", (long long)step, r.loss);
             trainer_close(&t);
             return 1;
         }
@@ -193,15 +219,14 @@ int cli_train(int argc, char **argv) {
         double val = NAN;
         if (evaluate) {
             if (trainer_evaluate(&t, &val, &val_tokens, &st) != 0) {
-                fprintf(stderr, "cairn train: step %lld: validation: %s\n", (long long)step,
-                        st.message);
+                print_error(p, "step %lld: validation: %s", (long long)step, st.message);
                 trainer_close(&t);
                 return 1;
             }
             last_val = val;
         }
         double elapsed = wall_seconds() - start;
-        if (step % c.run.log_every == 0 || step == 1 || step == c.run.steps || evaluate) {
+        if (report && (step % c.run.log_every == 0 || step == 1 || step == c.run.steps || evaluate)) {
             trainer_write_metrics(&t, &r, elapsed, val);
             char eta[32], rate[32], val_text[48] = "";
             format_duration(elapsed / (double)(step - t.start_step) * (double)(c.run.steps - step),
@@ -217,25 +242,52 @@ int cli_train(int argc, char **argv) {
         int stop = step < c.run.steps ? trainer_stop_requested(&t) : 0;
         if ((c.checkpoint.every > 0 && step % c.checkpoint.every == 0) || stop ||
             step == c.run.steps) {
-            if (save_checkpoint(&t) != 0) {
+            if (save_checkpoint(&t, p) != 0) {
                 trainer_close(&t);
                 return 1;
             }
         }
         if (stop) {
-            printf("cairn: stopped by %s after step %lld of %lld; run the same command to "
-                   "continue\n",
-                   signals_name(stop), (long long)step, (long long)c.run.steps);
+            if (report)
+                printf("cairn: stopped by %s after step %lld of %lld; run the same command to "
+                       "continue\n",
+                       signals_name(stop), (long long)step, (long long)c.run.steps);
             trainer_close(&t);
             return 0;
         }
     }
-    char took[32];
-    format_duration(wall_seconds() - start, took, sizeof took);
-    printf("cairn: done in %s: loss %.4f -> %.4f", took, first_loss, last_loss);
-    if (t.valid) printf(", validation loss %.4f -> %.4f", first_val, last_val);
-    printf(" (%lld tokens)\ncairn: metrics in %s/metrics.jsonl, provenance in %s/run.json\n",
-           (long long)t.tokens, c.run.out_dir, c.run.out_dir);
+    if (report) {
+        char took[32];
+        format_duration(wall_seconds() - start, took, sizeof took);
+        printf("cairn: done in %s: loss %.4f -> %.4f", took, first_loss, last_loss);
+        if (t.valid) printf(", validation loss %.4f -> %.4f", first_val, last_val);
+        printf(" (%lld tokens)\ncairn: metrics in %s/metrics.jsonl, provenance in %s/run.json\n",
+               (long long)t.tokens, c.run.out_dir, c.run.out_dir);
+    }
     trainer_close(&t);
     return 0;
+}
+
+int cli_train(int argc, char **argv) {
+    status st = {{0}};
+    config c;
+    int is_default = 0;
+    int rc = load_config(argc, argv, &c, &is_default, &st);
+    if (rc) {
+        if (rc == 1) fprintf(stderr, "cairn train: %s\n", st.message);
+        return rc;
+    }
+    /* MPI only when a launcher started several ranks: a lone process needs none of it */
+    parallel_process p;
+    if (!parallel_launched()) {
+        parallel_single(&p);
+    } else if (parallel_init(NULL, NULL, &p, &st) != 0) {
+        fprintf(stderr, "cairn train: %s\n", st.message);
+        return 1;
+    }
+    rc = train_rank(argc, argv, &c, is_default, &p);
+    /* a rank that fails after the others started would leave them waiting in a collective */
+    if (rc != 0 && p.size > 1) parallel_abort(rc);
+    parallel_finalize(&p);
+    return rc;
 }

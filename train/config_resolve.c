@@ -308,6 +308,12 @@ static int check_parallel(const config *c, int world_size, status *st) {
     }
     if (p->zero != 0 && p->zero != 1)
         return invalid(c, st, "parallel.zero", NULL, "must be 0 or 1 (got %d)", p->zero);
+    /* the ranks of an expert-parallel group hold different experts at the same places of their
+     * parameter arenas, which ZeRO-1's shards of one arena cannot mix */
+    if (p->zero == 1 && p->ep > 1)
+        return invalid(c, st, "parallel.zero", "parallel.ep",
+                       "ZeRO-1 with expert parallelism is not supported (set parallel.zero: 0 "
+                       "or parallel.ep: 1)");
     if (!(p->timeout_s > 0))
         return invalid(c, st, "parallel.timeout_s", NULL, "must be > 0 seconds (got %g)",
                        p->timeout_s);

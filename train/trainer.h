@@ -14,22 +14,44 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "checkpoint/checkpoint.h"
 #include "data/loader.h"
+#include "parallel/topology.h"
+#include "parallel/zero.h"
 #include "train/config.h"
+#include "train/gradient_sync.h"
 #include "train/model.h"
 #include "train/optimizer.h"
+#include "train/shard_comm.h"
+#include "train/step_schedule.h"
 
+/* Several ranks (MPI already initialised by the caller, see parallel/launch.h): each holds the
+ * model shard of its place in the grid (parallel/topology.h), reads its data-parallel rank's
+ * micro-batches, runs the 1F1B schedule over its stage, and the gradients are summed over the
+ * layout (train/gradient_sync.h) before the optimizer step (ZeRO-1 with parallel.zero: 1).
+ * Losses, norms and metrics are global; only world rank 0 (`reporter`) writes the outputs;
+ * checkpoints hold global tensors that every rank writes its part of. */
 typedef struct trainer {
     config cfg;
     const ops *ops;
+    parallel_topology topology;
+    int has_topology;
+    shard_comm shard_comm;
     model model;
-    optimizer optimizer;
+    optimizer optimizer;  /* without ZeRO-1 */
+    zero_optimizer zero;  /* with ZeRO-1: this rank's shard of the optimizer */
+    int use_zero;
+    step_schedule schedule;
+    gradient_sync sync;
+    uint8_t *writes;      /* [param_count]: this rank writes the tensor in checkpoints */
+    checkpoint_ranks ranks;
     data_loader *loader;
     window_reader *valid;
     batch *batch, *eval_batch;
-    float *weights;       /* [global_batch][seq_len] loss weight of each target */
+    float *weights;       /* [rows of this rank][seq_len] loss weight of each target */
     int micro_steps;      /* micro-batches per global batch on this rank */
-    int world_size;
+    int world_size, world_rank, dp_size;
+    int reporter;         /* world rank 0: prints, writes config.yaml, run.json, metrics */
     int64_t tokens;       /* cumulative tokens trained on */
     double peak_flops;    /* device peak for MFU; 0 on the CPU */
     FILE *metrics;
@@ -44,6 +66,7 @@ typedef void (*trainer_note)(void *context, const char *message);
 typedef struct trainer_step_result {
     int64_t step, tokens, loss_tokens;
     double loss, aux_loss, z_loss, lr, grad_norm, seconds;
+    double comm_bytes;  /* bytes this rank moved in the step's collectives (all axes) */
 } trainer_step_result;
 
 /* Resumes as checkpoint.resume says: auto (the newest usable checkpoint of checkpoint.dir, if
@@ -65,7 +88,7 @@ int trainer_save_checkpoint(trainer *t, char *path, size_t path_size, status *st
 /* Whether to stop before the next step (a stop signal arrived): the one place this is decided,
  * so that with several ranks it becomes an agreement (any rank asked → all stop at the same
  * step). Returns the signal, or 0. */
-int trainer_stop_requested(const trainer *t);
+int trainer_stop_requested(trainer *t);
 /* val_loss: NAN when this step was not evaluated */
 void trainer_write_metrics(trainer *t, const trainer_step_result *r, double elapsed,
                            double val_loss);

@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
     fill_random(o, m.master, m.total_params, 1);
     fill_random(o, opt.m, m.total_params, 2);
     fill_random(o, opt.v, m.total_params, 3);
-    checkpoint_state state = {&m, &opt, NULL, 1, 1, c.run.seed, "bench"};
+    checkpoint_state state = {&m, &opt, NULL, 1, 1, c.run.seed, "bench", NULL};
     char path[4096];
     double best_write = 1e30, best_read = 1e30;
     for (int r = 0; r < repeats; r++) {

@@ -62,7 +62,7 @@ static void setup_close(setup *s) {
 }
 
 static checkpoint_state state_of(setup *s, int64_t step) {
-    return (checkpoint_state){&s->m, &s->opt, NULL, step, step * 100, 1234, "run: {}\n"};
+    return (checkpoint_state){&s->m, &s->opt, NULL, step, step * 100, 1234, "run: {}\n", NULL};
 }
 
 static int exists(const char *name) {
@@ -162,7 +162,7 @@ int main(void) {
 
     /* weights only: step 0, the optimizer untouched */
     snprintf(path, sizeof path, "%s/weights.h5", dir);
-    checkpoint_state weights = {&a.m, NULL, NULL, 7, 700, 1234, "run: {}\n"};
+    checkpoint_state weights = {&a.m, NULL, NULL, 7, 700, 1234, "run: {}\n", NULL};
     CHECK(checkpoint_write(path, &weights, &st) == 0);
     b.opt.step = 42;
     CHECK(checkpoint_load(path, &into, &contents, &st) == 0);

@@ -1,0 +1,131 @@
+#include "train/gradient_sync.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static comm *axis(gradient_sync *g, parallel_axis a) { return &g->topology->comms[a]; }
+
+static void *grad_at(const model *m, size_t offset) {
+    return (char *)m->grads + offset * m->ops->master_bytes;
+}
+
+int gradient_sync_init(gradient_sync *g, model *m, parallel_topology *t, const zero_layout *zero,
+                       status *st) {
+    memset(g, 0, sizeof *g);
+    g->model = m;
+    g->topology = t;
+    g->zero = zero;
+    if (m->ops->master_bytes == 4) g->master = COMM_FLOAT32;
+    else if (m->ops->master_bytes == 8) g->master = COMM_FLOAT64;
+    else return status_fail(st, "parallel: %zu-byte master weights", m->ops->master_bytes);
+    comm *dp = axis(g, AXIS_DP);
+    if (dp->size > 1 && t->grid.size[AXIS_EP] == 1) {
+        size_t count = zero ? zero->padded : m->total_params;
+        if (dp_create(&g->dp, dp, m->grads, count, g->master, DP_BUCKET_ELEMENTS, zero, st) != 0)
+            return -1;
+        g->dp_ready = 1;
+    }
+    const param_tensor *embed = model_find_param(m, "embed.tokens");
+    if (m->cfg.tie_embeddings && m->shard.stages > 1 && embed) {
+        g->host_scratch = malloc(sizeof *g->host_scratch * 2 * embed->count);
+        if (!g->host_scratch) return status_fail(st, "trainer: out of host memory");
+    }
+    return 0;
+}
+
+void gradient_sync_release(gradient_sync *g) {
+    if (g->dp_ready) dp_destroy(&g->dp);
+    free(g->host_scratch);
+    memset(g, 0, sizeof *g);
+}
+
+/* The first and the last stage each hold a copy of tied embeddings: both get the sum. The
+ * addition goes through the host because the backends add only activation buffers. */
+static int sum_tied_embeddings(gradient_sync *g, status *st) {
+    model *m = g->model;
+    const ops *o = m->ops;
+    const param_tensor *p = model_find_param(m, "embed.tokens");
+    if (!g->host_scratch || !p || !(m->first_stage || m->last_stage)) return 0;
+    comm *pp = axis(g, AXIS_PP);
+    int peer = m->first_stage ? pp->size - 1 : 0;
+    void *mine = grad_at(m, p->offset);
+    comm_request send = {0};
+    o->synchronize();
+    if (comm_send_start(pp, mine, p->count, g->master, peer, &send, st) != 0) return -1;
+    /* the peer's copy arrives in a device-side view of our own buffer only after our send is
+     * done with it, so receive into host memory of the master type's size */
+    size_t bytes = p->count * o->master_bytes;
+    void *theirs = malloc(bytes);
+    if (!theirs) return status_fail(st, "trainer: out of host memory");
+    int rc = comm_recv(pp, theirs, p->count, g->master, peer, st);
+    if (rc == 0) rc = comm_wait(&send, st);
+    if (rc == 0) {
+        float *a = g->host_scratch, *b = g->host_scratch + p->count;
+        o->master_to_float(a, mine, p->count);
+        if (o->master_bytes == sizeof(float)) memcpy(b, theirs, bytes);
+        else for (size_t i = 0; i < p->count; i++) b[i] = (float)((double *)theirs)[i];
+        /* the same order of addition on both stages keeps the copies identical */
+        for (size_t i = 0; i < p->count; i++) a[i] = m->first_stage ? a[i] + b[i] : b[i] + a[i];
+        o->float_to_master(mine, a, p->count);
+    }
+    free(theirs);
+    return rc;
+}
+
+int gradient_sync_reduce(gradient_sync *g, status *st) {
+    model *m = g->model;
+    m->ops->synchronize();
+    if (sum_tied_embeddings(g, st) != 0) return -1;
+    comm *tp = axis(g, AXIS_TP);
+    for (int i = 0; i < m->param_count && tp->size > 1; i++) {
+        const param_tensor *p = &m->params[i];
+        if (!p->tp_partial) continue;
+        void *x = grad_at(m, p->offset);
+        if (comm_all_reduce(tp, x, x, p->count, g->master, COMM_SUM, st) != 0) return -1;
+    }
+    if (g->dp_ready) return dp_finish(&g->dp, st);
+    comm *dp = axis(g, AXIS_DP), *expert_dp = axis(g, AXIS_EXPERT_DP);
+    for (int i = 0; i < m->param_count && dp->size > 1; i++) {
+        const param_tensor *p = &m->params[i];
+        comm *group = p->expert ? expert_dp : dp;
+        if (group->size == 1) continue;
+        void *x = grad_at(m, p->offset);
+        if (comm_all_reduce(group, x, x, p->count, g->master, COMM_SUM, st) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Σ g² of the counted tensors (dense or experts) within [start, end) of the arena */
+static double local_sum(const model *m, int experts, size_t start, size_t end) {
+    double sum = 0;
+    for (int i = 0; i < m->param_count; i++) {
+        const param_tensor *p = &m->params[i];
+        if (!p->counts_in_norm || p->expert != experts) continue;
+        size_t a = p->offset > start ? p->offset : start;
+        size_t b = p->offset + p->count < end ? p->offset + p->count : end;
+        if (a < b) sum += m->ops->sum_squares(grad_at(m, a), b - a);
+    }
+    return sum;
+}
+
+int gradient_sync_norm(gradient_sync *g, double *norm, status *st) {
+    model *m = g->model;
+    size_t start = 0, end = m->total_params;
+    if (g->zero) {
+        start = g->zero->start;
+        end = g->zero->start + g->zero->real;
+    }
+    double sums[2] = {local_sum(m, 0, start, end), local_sum(m, 1, start, end)};
+    comm *model_group = axis(g, AXIS_MODEL), *ep = axis(g, AXIS_EP), *dp = axis(g, AXIS_DP);
+    if (g->zero && dp->size > 1 && comm_all_reduce(dp, sums, sums, 2, COMM_FLOAT64, COMM_SUM, st))
+        return -1;
+    if (model_group->size > 1 &&
+        comm_all_reduce(model_group, sums, sums, 2, COMM_FLOAT64, COMM_SUM, st) != 0)
+        return -1;
+    /* each expert-parallel rank holds other experts */
+    if (ep->size > 1 && comm_all_reduce(ep, &sums[1], &sums[1], 1, COMM_FLOAT64, COMM_SUM, st))
+        return -1;
+    *norm = sqrt(sums[0] + sums[1]);
+    return 0;
+}
