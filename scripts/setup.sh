@@ -19,7 +19,8 @@ packages=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libhdf
 # The default corpus: Debian's fortune files in many languages (some are missing on some releases).
 fortunes=(fortunes fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-zh fortunes-pl
           fortunes-cs fortunes-br fortunes-bg fortunes-eo fortunes-ga fortunes-min)
-test_packages=(python3 python3-venv python3-pip python3-numpy python3-torch python3-h5py)
+test_packages=(python3 python3-venv python3-pip python3-numpy python3-torch python3-h5py
+               debootstrap skopeo umoci jq squashfs-tools slurm-wlm munge shellcheck)
 
 missing=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

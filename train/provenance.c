@@ -10,6 +10,7 @@
 #include "common/json.h"
 #include "common/sha256.h"
 #include "data/indexed_dataset.h"
+#include "train/container_info.h"
 #include "version.h"
 
 static void cpu_model(char *out, size_t size) {
@@ -121,6 +122,9 @@ int provenance_write(const char *path, const config *c, const char *config_yaml,
     fputs(", \"device\": ", out);
     json_write_string(out, info->device_description);
     fputs("},\n", out);
+    fputs("  \"container\": ", out);
+    container_info_write_current(out);
+    fputs(",\n", out);
     fprintf(out, "  \"model\": {\"parameters\": %zu, \"flops_per_token\": %.6g}\n}\n",
             info->parameters, info->flops_per_token);
     int write_error = ferror(out);

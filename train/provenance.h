@@ -1,6 +1,7 @@
 /* run.json: what produced a run — code version, resolved config, data files
  * with sizes and SHA-256 checksums, tokenizer checksum, world layout,
- * hardware and backend. Written atomically (temporary name, then rename).
+ * hardware, backend and container (runtime, image, digest, labels: train/container_info.h).
+ * Written atomically (temporary name, then rename).
  *
  * A source that is one dataset (a Megatron prefix or one llm.c shard) is recorded with every
  * file's size and SHA-256. A source of many shards (a glob or a folder) is recorded with its
