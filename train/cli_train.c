@@ -195,7 +195,7 @@ static int train_rank(int argc, char **argv, config *cp, int is_default, const p
     double start = wall_seconds(), first_loss = NAN, last_loss = NAN;
     double first_val = NAN, last_val = NAN;
     int64_t val_tokens;
-    if (t.valid && trainer_evaluate(&t, &first_val, &val_tokens, &st) != 0) {
+    if (t.has_validation && trainer_evaluate(&t, &first_val, &val_tokens, &st) != 0) {
         print_error(p, "validation: %s", st.message);
         trainer_close(&t);
         return 1;
@@ -214,7 +214,7 @@ static int train_rank(int argc, char **argv, config *cp, int is_default, const p
             trainer_close(&t);
             return 1;
         }
-        int evaluate = t.valid && ((c.run.eval_every > 0 && step % c.run.eval_every == 0) ||
+        int evaluate = t.has_validation && ((c.run.eval_every > 0 && step % c.run.eval_every == 0) ||
                                    step == c.run.steps);
         double val = NAN;
         if (evaluate) {
@@ -260,7 +260,7 @@ static int train_rank(int argc, char **argv, config *cp, int is_default, const p
         char took[32];
         format_duration(wall_seconds() - start, took, sizeof took);
         printf("cairn: done in %s: loss %.4f -> %.4f", took, first_loss, last_loss);
-        if (t.valid) printf(", validation loss %.4f -> %.4f", first_val, last_val);
+        if (t.has_validation) printf(", validation loss %.4f -> %.4f", first_val, last_val);
         printf(" (%lld tokens)\ncairn: metrics in %s/metrics.jsonl, provenance in %s/run.json\n",
                (long long)t.tokens, c.run.out_dir, c.run.out_dir);
     }

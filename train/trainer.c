@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
+#include "data/split.h"
 #include "common/json.h"
 #include "train/provenance.h"
 #include "train/schedule.h"
@@ -293,6 +294,15 @@ static int open_rank(trainer *t, const config *c, const char *device_description
     if (c->data.valid[0] && window_reader_open(c->data.valid, c->model.seq_len, c->data.eod_id,
                                                c->data.mask_eod_input, &t->valid, st) != 0)
         return -1;
+    double shares[3];
+    if (!c->data.valid[0] && data_split_parse(c->data.split, shares, st) == 0 &&
+        shares[DATA_SPLIT_VALID] > 0) {
+        data_loader_options options = {DATA_LOADER_MAX_OPEN_SHARDS, 0};
+        if (data_loader_open_split(c, DATA_SPLIT_VALID, c->data.eval_samples, 0, 1, &options,
+                                   &t->valid_split, st) != 0)
+            return status_prefix(st, "data.split validation share");
+    }
+    t->has_validation = t->valid || t->valid_split;
     int rows = c->train.global_batch / t->dp_size;
     t->batch = batch_alloc(rows, c->model.seq_len);
     t->eval_batch = batch_alloc(c->train.micro_batch, c->model.seq_len);
@@ -376,6 +386,7 @@ void trainer_close(trainer *t) {
     free(t->weights);
     free(t->writes);
     if (t->valid) window_reader_close(t->valid);
+    if (t->valid_split) data_loader_close(t->valid_split);
     if (t->loader) data_loader_close(t->loader);
     gradient_sync_release(&t->sync);
     step_schedule_release(&t->schedule);
@@ -465,19 +476,23 @@ int trainer_step(trainer *t, trainer_step_result *result, status *st) {
     return 0;
 }
 
-/* The validation loop; with a schedule the forward passes go through the pipeline stages and
- * the sums come from the last stage. */
-static int evaluate_windows(model *m, step_schedule *schedule, const window_reader *r, batch *b,
-                            int64_t samples, double *sum, int64_t *counted, status *st) {
+/* The validation loop over windows of a file (r) or samples of a split (split); with a schedule
+ * the forward passes go through the pipeline stages and the sums come from the last stage. */
+static int evaluate_windows(model *m, step_schedule *schedule, const window_reader *r,
+                            data_loader *split, batch *b, int64_t samples, double *sum,
+                            int64_t *counted, status *st) {
     int T = b->seq_len, mb = b->sequences, vocab = m->cfg.vocab;
-    int64_t windows = window_reader_count(r);
+    int64_t windows = r ? window_reader_count(r) : data_loader_samples(split);
     if (windows > samples) windows = samples;
     *sum = 0;
     *counted = 0;
     for (int64_t first = 0; first < windows; first += mb) {
         /* a short last batch is padded with masked copies of the first window */
-        for (int row = 0; row < mb; row++)
-            window_reader_get(r, first + row < windows ? first + row : 0, b, row);
+        for (int row = 0; row < mb; row++) {
+            int64_t index = first + row < windows ? first + row : 0;
+            if (r) window_reader_get(r, index, b, row);
+            else if (data_loader_read_sample(split, index, b, row, st) != 0) return -1;
+        }
         for (int row = 0; row < mb; row++)
             if (first + row >= windows) memset(b->loss_mask + (size_t)row * T, 0, T);
         for (int i = 0; i < mb * (T + 1); i++)
@@ -502,7 +517,7 @@ static int evaluate_windows(model *m, step_schedule *schedule, const window_read
 int trainer_evaluate_windows(model *m, const window_reader *r, batch *b, int64_t samples,
                              double *loss, int64_t *tokens, status *st) {
     double sum;
-    if (evaluate_windows(m, NULL, r, b, samples, &sum, tokens, st) != 0) return -1;
+    if (evaluate_windows(m, NULL, r, NULL, b, samples, &sum, tokens, st) != 0) return -1;
     *loss = *tokens ? sum / (double)*tokens : NAN;
     return 0;
 }
@@ -511,8 +526,9 @@ int trainer_evaluate(trainer *t, double *loss, int64_t *tokens, status *st) {
     double sum;
     int64_t counted;
     if (evaluate_windows(&t->model, t->world_size > 1 ? &t->schedule : NULL, t->valid,
-                         t->eval_batch, t->cfg.data.eval_samples, &sum, &counted, st) != 0)
-        return status_prefix(st, "%s", t->cfg.data.valid);
+                         t->valid_split, t->eval_batch, t->cfg.data.eval_samples, &sum, &counted,
+                         st) != 0)
+        return status_prefix(st, "%s", t->valid ? t->cfg.data.valid : "data.split validation");
     /* every data-parallel replica evaluates the same windows: count one */
     const parallel_grid *g = &t->topology.grid;
     int counts = g->rank[AXIS_TP] == 0 && g->rank[AXIS_DP] == 0 && t->model.last_stage;

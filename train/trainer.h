@@ -46,7 +46,9 @@ typedef struct trainer {
     uint8_t *writes;      /* [param_count]: this rank writes the tensor in checkpoints */
     checkpoint_ranks ranks;
     data_loader *loader;
-    window_reader *valid;
+    window_reader *valid;       /* data.valid: windows in file order */
+    data_loader *valid_split;   /* without data.valid: the validation share of data.split */
+    int has_validation;
     batch *batch, *eval_batch;
     float *weights;       /* [rows of this rank][seq_len] loss weight of each target */
     int micro_steps;      /* micro-batches per global batch on this rank */
@@ -76,7 +78,8 @@ int trainer_open(trainer *t, const config *c, const ops *o, const char *device_d
                  void *note_context, status *st);
 void trainer_close(trainer *t);
 int trainer_step(trainer *t, trainer_step_result *result, status *st);
-/* Mean loss over the first data.eval_samples validation windows. */
+/* Mean loss over the first data.eval_samples validation windows (data.valid), or samples of
+ * data.split's validation share in Megatron's order. */
 int trainer_evaluate(trainer *t, double *loss, int64_t *tokens, status *st);
 /* Mean loss over the first `samples` windows of r (all when fewer), micro-batch by micro-batch
  * in b (b->sequences = the model's micro_batch); NAN when no token counted. Fails on a token

@@ -84,4 +84,12 @@ with tempfile.TemporaryDirectory() as tmp:
     check(mo[-1]["loss"] < mo[0]["loss"] - 1.0, "MoE learns")
     check(all("aux_loss" in m and m["aux_loss"] > 0 for m in mo), "MoE metrics carry the aux loss")
 
+    # 6. without data.valid, data.split's validation share is evaluated (and differs from none)
+    run("train", config("s", steps=20), "--set", "data.valid=", "--set", "data.split=90,10,0",
+        "--set", "run.out_dir=out/s")
+    s = metrics("out/s")
+    check([m["step"] for m in s if "val_loss" in m] == [20], "the split's validation share is evaluated")
+    run("train", config("n", steps=20), "--set", "data.valid=", "--set", "run.out_dir=out/n")
+    check(not any("val_loss" in m for m in metrics("out/n")), "no validation data: no val_loss")
+
 finish("test_training")
