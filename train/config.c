@@ -88,6 +88,7 @@ const config_key config_keys[] = {
     KEY("parallel.zero", KEY_INT, parallel.zero),
     ENUM_KEY("parallel.comm", parallel.comm, comm_words),
     KEY("parallel.timeout_s", KEY_DOUBLE, parallel.timeout_s),
+    KEY("parallel.bucket_elements", KEY_INT64, parallel.bucket_elements),
     KEY("checkpoint.dir", KEY_STRING, checkpoint.dir),
     KEY("checkpoint.every", KEY_INT64, checkpoint.every),
     KEY("checkpoint.keep", KEY_INT, checkpoint.keep),

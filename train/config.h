@@ -113,6 +113,7 @@ typedef struct parallel_config {
     int tp, pp, ep, zero;
     comm_kind comm;
     double timeout_s;  /* a collective waiting longer aborts the job (a peer died or hangs) */
+    int64_t bucket_elements;  /* data-parallel gradient bucket; 0: automatic (grows with dp) */
 } parallel_config;
 
 typedef struct checkpoint_config {

@@ -314,6 +314,9 @@ static int check_parallel(const config *c, int world_size, status *st) {
         return invalid(c, st, "parallel.zero", "parallel.ep",
                        "ZeRO-1 with expert parallelism is not supported (set parallel.zero: 0 "
                        "or parallel.ep: 1)");
+    if (p->bucket_elements < 0)
+        return invalid(c, st, "parallel.bucket_elements", NULL,
+                       "must be >= 0 (0: automatic; got %lld)", (long long)p->bucket_elements);
     if (!(p->timeout_s > 0))
         return invalid(c, st, "parallel.timeout_s", NULL, "must be > 0 seconds (got %g)",
                        p->timeout_s);

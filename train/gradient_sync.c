@@ -1,6 +1,7 @@
 #include "train/gradient_sync.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,7 @@ static void *grad_at(const model *m, size_t offset) {
 }
 
 int gradient_sync_init(gradient_sync *g, model *m, parallel_topology *t, const zero_layout *zero,
-                       status *st) {
+                       int64_t bucket_elements, status *st) {
     memset(g, 0, sizeof *g);
     g->model = m;
     g->topology = t;
@@ -22,10 +23,16 @@ int gradient_sync_init(gradient_sync *g, model *m, parallel_topology *t, const z
     comm *dp = axis(g, AXIS_DP);
     if (dp->size > 1 && t->grid.size[AXIS_EP] == 1) {
         size_t count = zero ? zero->padded : m->total_params;
-        if (dp_create(&g->dp, dp, m->grads, count, g->master, DP_BUCKET_ELEMENTS, zero, st) != 0)
-            return -1;
+        size_t bucket = bucket_elements > 0
+                            ? (size_t)bucket_elements
+                            : dp_bucket_elements(dp->size);
+        if (dp_create(&g->dp, dp, m->grads, count, g->master, bucket, zero, st) != 0) return -1;
         g->dp_ready = 1;
     }
+    g->tp_summed = calloc(m->param_count ? m->param_count : 1, 1);
+    if (!g->tp_summed) return status_fail(st, "trainer: out of host memory");
+    m->shard.grads_final = gradient_sync_layer_final;
+    m->shard.grads_context = g;
     const param_tensor *embed = model_find_param(m, "embed.tokens");
     if (m->cfg.tie_embeddings && m->shard.stages > 1 && embed) {
         g->host_scratch = malloc(sizeof *g->host_scratch * 2 * embed->count);
@@ -36,7 +43,9 @@ int gradient_sync_init(gradient_sync *g, model *m, parallel_topology *t, const z
 
 void gradient_sync_release(gradient_sync *g) {
     if (g->dp_ready) dp_destroy(&g->dp);
+    if (g->model) g->model->shard.grads_final = NULL;
     free(g->host_scratch);
+    free(g->tp_summed);
     memset(g, 0, sizeof *g);
 }
 
@@ -73,18 +82,70 @@ static int sum_tied_embeddings(gradient_sync *g, status *st) {
     return rc;
 }
 
-int gradient_sync_reduce(gradient_sync *g, status *st) {
+/* Partial gradients of replicated tensors within [start, end), summed over tp once a step. */
+static int sum_partial(gradient_sync *g, size_t start, size_t end, status *st) {
     model *m = g->model;
-    m->ops->synchronize();
-    if (sum_tied_embeddings(g, st) != 0) return -1;
     comm *tp = axis(g, AXIS_TP);
     for (int i = 0; i < m->param_count && tp->size > 1; i++) {
         const param_tensor *p = &m->params[i];
-        if (!p->tp_partial) continue;
+        if (!p->tp_partial || g->tp_summed[i] || p->offset < start || p->offset >= end) continue;
         void *x = grad_at(m, p->offset);
         if (comm_all_reduce(tp, x, x, p->count, g->master, COMM_SUM, st) != 0) return -1;
+        g->tp_summed[i] = 1;
     }
-    if (g->dp_ready) return dp_finish(&g->dp, st);
+    return 0;
+}
+
+void gradient_sync_layer_final(void *context, size_t offset, size_t count) {
+    gradient_sync *g = context;
+    if (g->status_failed) return;
+    /* tensor-parallel sums first: with ZeRO-1 the bucket's reduce-scatter leaves only this rank's
+     * shard valid, and tp ranks' shards cover different parts of their arenas */
+    int rc = sum_partial(g, offset, offset + count, &g->hook_status);
+    if (rc == 0 && g->dp_ready) rc = dp_grad_ready(&g->dp, offset, count, &g->hook_status);
+    g->status_failed = rc != 0;
+    g->layers_reported = 1;
+}
+
+/* Reports to the buckets what the layers did not: the ranges of the arena outside every
+ * layer's ranges (embeddings, final norm, head, ZeRO padding). */
+static int report_rest(gradient_sync *g, status *st) {
+    const model *m = g->model;
+    size_t end = g->dp.count, at = 0;
+    while (at < end) {
+        /* the next layer range at or after `at` */
+        size_t next = end, next_end = end;
+        for (int i = 0; i < m->shard.layers; i++)
+            for (int pass = 0; pass < 2; pass++) {
+                const size_t *r = m->layers[i].range[pass];
+                if (r[1] > r[0] && r[0] >= at && r[0] < next) {
+                    next = r[0];
+                    next_end = r[1];
+                }
+            }
+        if (next > at && dp_grad_ready(&g->dp, at, next - at, st) != 0) return -1;
+        at = next_end;
+    }
+    return 0;
+}
+
+int gradient_sync_reduce(gradient_sync *g, status *st) {
+    model *m = g->model;
+    m->ops->synchronize();
+    int reported = g->layers_reported;
+    g->layers_reported = 0;
+    if (g->status_failed) {
+        g->status_failed = 0;
+        return status_fail(st, "%s", g->hook_status.message);
+    }
+    if (sum_tied_embeddings(g, st) != 0 || sum_partial(g, 0, m->total_params, st) != 0) return -1;
+    memset(g->tp_summed, 0, m->param_count ? m->param_count : 1);
+    if (g->dp_ready) {
+        g->buckets = g->dp.bucket_count;
+        g->early_buckets = reported ? dp_started_buckets(&g->dp) : 0;
+        if (reported && report_rest(g, st) != 0) return -1;
+        return dp_finish(&g->dp, st);
+    }
     comm *dp = axis(g, AXIS_DP), *expert_dp = axis(g, AXIS_EXPERT_DP);
     for (int i = 0; i < m->param_count && dp->size > 1; i++) {
         const param_tensor *p = &m->params[i];

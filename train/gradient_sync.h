@@ -13,7 +13,13 @@
  * count of loss tokens. `gradient_sync_norm` then gives sqrt(Σ g²) over the model's gradient
  * exactly once: each rank sums what only it holds (param_tensor.counts_in_norm; with ZeRO-1 its
  * shard), reduced over the model group (tp × pp), plus over ep for the experts and over dp for
- * ZeRO-1 shards. With one rank both are the single-rank computation. */
+ * ZeRO-1 shards. With one rank both are the single-rank computation.
+ *
+ * Overlap: `gradient_sync_init` registers `gradient_sync_layer_final` as the model's
+ * grads_final hook, so during the step's last backward pass each layer's tensors get their
+ * tensor-parallel sums and join their data-parallel buckets as soon as the layer is done (the
+ * buckets' reductions run while the backward pass goes on); `gradient_sync_reduce` then adds
+ * what no layer covers (embeddings, final norm, head) and waits. */
 #ifndef CAIRN_GRADIENT_SYNC_H
 #define CAIRN_GRADIENT_SYNC_H
 
@@ -31,11 +37,19 @@ typedef struct gradient_sync {
     data_parallel dp;         /* used when expert parallelism is off */
     int dp_ready;
     float *host_scratch;      /* tied embeddings: both copies on the host */
+    uint8_t *tp_summed;       /* [param_count]: partial gradient already summed this step */
+    int layers_reported;      /* this step's layers went to the buckets during backward */
+    int buckets, early_buckets; /* last step: buckets, and those started during the backward */
+    int status_failed;        /* a reduction started by the hook failed: */
+    status hook_status;       /* its message, returned by gradient_sync_reduce */
 } gradient_sync;
 
+/* bucket_elements: data-parallel bucket size, 0 for dp_bucket_elements(dp) */
 int gradient_sync_init(gradient_sync *g, model *m, parallel_topology *t, const zero_layout *zero,
-                       status *st);
+                       int64_t bucket_elements, status *st);
 void gradient_sync_release(gradient_sync *g);
+/* The model's grads_final hook (context: the gradient_sync). */
+void gradient_sync_layer_final(void *context, size_t offset, size_t count);
 int gradient_sync_reduce(gradient_sync *g, status *st);
 int gradient_sync_norm(gradient_sync *g, double *norm, status *st);
 

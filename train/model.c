@@ -194,8 +194,12 @@ static void layout_build(layout_builder *b, const model_config *c, const layout_
         if (plan->first_stage && c->arch == ARCH_GPT2)
             keep(embed_positions, add_param(b, 1, INIT_NORMAL, WHOLE, "embed.positions", 2,
                                             c->seq_len, c->d_model));
-        for (int i = 0; i < plan->layers; i++)
+        for (int i = 0; i < plan->layers; i++) {
+            size_t start = b->next;
             layout_layer(b, &layers[i], plan->first_layer + i);
+            layers[i].range[1 - b->decay_pass][0] = start;
+            layers[i].range[1 - b->decay_pass][1] = b->next;
+        }
         if (plan->last_stage) {
             keep(final_norm_w,
                  add_param(b, 0, INIT_ONES, WHOLE, "final_norm.weight", 1, c->d_model, 0));
@@ -360,7 +364,7 @@ void model_stage_layers(int layers, int stage, int stages, int *first, int *coun
 
 int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *st) {
     model_shard whole = {{0, 1, NULL, NULL, NULL, NULL}, {0, 1, NULL, NULL, NULL}, 0, 1, 0,
-                         cfg->model.layers, 1, 0};
+                         cfg->model.layers, 1, 0, NULL, NULL};
     return model_create_shard(m, o, cfg, eod_id, &whole, st);
 }
 
@@ -1058,7 +1062,16 @@ void model_stage_backward(model *m, int slot) {
         norm_backward(m, m->dresid, m->dnorm, model_stage_output(m, slot), m->final_norm_mean,
                       m->final_norm_rstd, m->final_norm_w, m->final_norm_b);
     }
-    for (int i = m->shard.layers - 1; i >= 0; i--) layer_backward(m, slot, i);
+    for (int i = m->shard.layers - 1; i >= 0; i--) {
+        layer_backward(m, slot, i);
+        if (!m->final_backward || !m->shard.grads_final) continue;
+        /* the layer's weight gradients are complete: nothing later adds to them */
+        m->ops->synchronize();
+        for (int pass = 0; pass < 2; pass++) {
+            const size_t *r = m->layers[i].range[pass];
+            if (r[1] > r[0]) m->shard.grads_final(m->shard.grads_context, r[0], r[1] - r[0]);
+        }
+    }
     /* the position table is replicated: every rank computes its (identical) gradient */
     if (m->first_stage)
         o->embedding_backward(grad(m, m->embed_tokens), grad(m, m->embed_positions), m->dresid,

@@ -89,6 +89,12 @@ typedef struct model_shard {
     int slots;              /* activation sets for micro-batches in flight */
     size_t param_multiple;  /* the parameter arenas hold total_params rounded up to a multiple
                                of this (ZeRO-1 shards; 0 or 1: no padding); padding stays 0 */
+    /* Called during a backward pass with `final_backward` set (the step's last micro-batch on
+     * this stage) once per layer as soon as its gradients are final, with the arena ranges of
+     * the layer's tensors (layer_offsets.range), so data-parallel reductions can start while
+     * the backward pass goes on. NULL: not called. */
+    void (*grads_final)(void *context, size_t offset, size_t count);
+    void *grads_context;
 } model_shard;
 
 /* Offsets (in elements) of one layer's tensors; SIZE_MAX when absent. Gate and
@@ -97,6 +103,7 @@ typedef struct layer_offsets {
     size_t attn_norm_w, attn_norm_b, wqkv, bqkv, wo, bo, q_norm, k_norm;
     size_t mlp_norm_w, mlp_norm_b, w_up, b_up, w_down, b_down, xielu_alpha;
     size_t router, experts, shared_up, shared_down;  /* experts: E × [up rows ; down] */
+    size_t range[2][2];  /* [decayed, not decayed] × [start, end): where the layer's tensors lie */
 } layer_offsets;
 
 typedef struct moe_routing moe_routing;
@@ -145,6 +152,7 @@ typedef struct model {
     int head_dim, qkv_dim, up_rows, expert_up_rows, shared_ffn, shared_up_rows;
     int is_moe;
     int first_stage, last_stage;  /* holds the embedding / the final norm, head and loss */
+    int final_backward;           /* set by the caller: the next backward pass ends the step */
 
     int param_count;
     param_tensor *params;

@@ -86,8 +86,12 @@ int step_schedule_run(step_schedule *s, const int32_t *tokens, const float *weig
                 for (int i = 0; i < mb * T; i++)
                     if (counted[i]) losses->loss_sum += m->host_losses[i];
             }
-        } else if (backward_pass(s, slot, st) != 0) {
-            return -1;
+        } else {
+            /* the step's last backward pass on this stage: gradients become final layer by layer */
+            m->final_backward = micro == s->micro_steps - 1;
+            int rc = backward_pass(s, slot, st);
+            m->final_backward = 0;
+            if (rc != 0) return -1;
         }
     }
     for (int slot = 0; slot < s->slots; slot++)

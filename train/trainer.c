@@ -288,7 +288,7 @@ static int open_rank(trainer *t, const config *c, const char *device_description
     if (step_schedule_init(&t->schedule, &t->model, &t->topology.comms[AXIS_PP], t->micro_steps,
                            st) != 0 ||
         gradient_sync_init(&t->sync, &t->model, &t->topology, t->use_zero ? &t->zero.layout : NULL,
-                           st) != 0)
+                           c->parallel.bucket_elements, st) != 0)
         return -1;
     if (data_loader_open(c, g->rank[AXIS_DP], t->dp_size, &t->loader, st) != 0) return -1;
     if (c->data.valid[0] && window_reader_open(c->data.valid, c->model.seq_len, c->data.eod_id,
@@ -563,6 +563,9 @@ void trainer_write_metrics(trainer *t, const trainer_step_result *r, double elap
     if (t->world_size > 1) {
         fputs(", \"comm_bytes\": ", f);
         json_write_number(f, r->comm_bytes);
+        if (t->sync.dp_ready)
+            fprintf(f, ", \"dp_buckets\": %d, \"dp_buckets_early\": %d", t->sync.buckets,
+                    t->sync.early_buckets);
     }
     if (t->model.is_moe) {
         fputs(", \"aux_loss\": ", f);

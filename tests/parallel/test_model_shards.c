@@ -189,7 +189,7 @@ static void run_case(const shard_case *sc, int tp, int pp, int ep, int world_ran
     CHECK_MSG(model_create(&whole, o, &c, EOD, &st) == 0, "%s", st.message);
     model_shard shard = {{tp_rank, tp, &tp_comm, sum_floats, sum_floats, max_floats},
                          {dp_rank, ep, &dp_comm, exchange_counts, exchange_rows},
-                         stage, pp, 0, 0, pipeline_slots(stage, pp, MICRO), 0};
+                         stage, pp, 0, 0, pipeline_slots(stage, pp, MICRO), 0, NULL, NULL};
     model_stage_layers(c.model.layers, stage, pp, &shard.first_layer, &shard.layers);
     CHECK_MSG(model_create_shard(&part, o, &c, EOD, &shard, &st) == 0, "%s", st.message);
     model_init_weights(&whole, c.run.seed);

@@ -3,7 +3,8 @@
 For tiny llama (tied embeddings, GQA, qk-norm), gpt2 (untied, biases, learned positions) and MoE
 (softmax router, shared expert, auxiliary losses) configs, `cairn train` runs on one rank and
 under `mpirun --oversubscribe` in the layouts dp2, tp2, pp2, dp2×tp2, tp2×pp2, dp2×tp2×pp2 (8
-ranks), ZeRO-1, and for MoE ep2, dp2×ep2 with tp2, pp2×ep2. Checked against the single rank:
+ranks), ZeRO-1, small data-parallel buckets (which must start during the backward pass, as
+metrics.jsonl's dp_buckets_early shows), and for MoE ep2, tp2×ep2, pp2×ep2. Checked against the single rank:
 the loss of every step within 1e-5 relative, and the final checkpoint's weights and optimizer
 moments within 1e-4 of each tensor's largest entry. Then resuming across layouts: a dp2×tp2 run
 stopped half-way continues on pp2, and on one rank, matching the uninterrupted run the same way.
@@ -98,6 +99,9 @@ LAYOUTS = {
     "dp2": (2, []), "tp2": (2, ["parallel.tp=2"]), "pp2": (2, ["parallel.pp=2"]),
     "dp2 tp2": (4, ["parallel.tp=2"]), "tp2 pp2": (4, ["parallel.tp=2", "parallel.pp=2"]),
     "dp2 tp2 pp2": (8, ["parallel.tp=2", "parallel.pp=2"]), "dp2 zero1": (2, ["parallel.zero=1"]),
+    # small buckets: most reduce while the backward pass goes on
+    "dp2 buckets": (2, ["parallel.bucket_elements=2000"]),
+    "dp2 zero1 buckets": (2, ["parallel.zero=1", "parallel.bucket_elements=2000"]),
 }
 MOE_LAYOUTS = {
     "ep2": (2, ["parallel.ep=2"]), "tp2 ep2": (4, ["parallel.tp=2", "parallel.ep=2"]),
@@ -129,6 +133,14 @@ with tempfile.TemporaryDirectory() as tmp:
             check(ok, f"{kind} {name}: exit {p.returncode}: {p.stderr[-800:]}")
             if ok:
                 compare(f"{kind} {name}", reference, out, STEPS)
+            if ok and "buckets" in name:
+                with open(os.path.join(out, "metrics.jsonl")) as f:
+                    m = [json.loads(line) for line in f][-1]
+                check(m["dp_buckets"] > 10 and 0 < m["dp_buckets_early"] < m["dp_buckets"],
+                      f"{kind} {name}: buckets started during the backward pass: "
+                      f"{m.get('dp_buckets_early')} of {m.get('dp_buckets')}")
+                print(f"  {'':28s} {m['dp_buckets_early']} of {m['dp_buckets']} buckets started "
+                      f"during the backward pass")
 
     # run.json says how the run was laid out
     with open(os.path.join(tmp, "llama-dp2-tp2-pp2", "run.json")) as f:
