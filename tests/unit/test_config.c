@@ -142,7 +142,7 @@ static const char full_yaml[] =
     "  eval_samples: 8\n"
     "  eod_id: 0\n"
     "  mask_eod_input: false\n"
-    "parallel: {tp: 2, pp: 1, ep: 2, zero: 1, comm: mpi}\n"
+    "parallel: {tp: 2, pp: 1, ep: 2, zero: 0, comm: mpi}\n"
     "checkpoint:\n"
     "  dir: ckpt\n"
     "  every: 50\n"
@@ -186,7 +186,7 @@ static void test_full_file(void) {
     CHECK(strcmp(c.data.valid, "a/valid") == 0 && c.data.eval_samples == 8);
     CHECK(c.data.eod_id == 0 && !c.data.mask_eod_input);
     CHECK(c.parallel.tp == 2 && c.parallel.pp == 1 && c.parallel.ep == 2);
-    CHECK(c.parallel.zero == 1 && c.parallel.comm == COMM_MPI);
+    CHECK(c.parallel.zero == 0 && c.parallel.comm == COMM_MPI);
     CHECK(strcmp(c.checkpoint.dir, "ckpt") == 0 && c.checkpoint.every == 50);
     CHECK(c.checkpoint.keep == 0 && strcmp(c.checkpoint.resume, "none") == 0);
     CHECK(c.device == DEVICE_CPU);
@@ -371,6 +371,14 @@ static void test_resolve_errors(void) {
                         "(got steps=10, tokens=5000)");
     check_resolve_error("parallel:\n  tp: 2\n", 3,
                         ":2: parallel.tp: tp*pp (=2*1) must divide the number of ranks (3)");
+    check_resolve_error("model:\n  moe:\n    experts: 4\nparallel:\n  ep: 2\n  zero: 1\n", 2,
+                        ":6: parallel.zero: ZeRO-1 with expert parallelism is not supported (set "
+                        "parallel.zero: 0 or parallel.ep: 1)");
+    check_resolve_error("parallel:\n  bucket_elements: -1\n", 1,
+                        ":2: parallel.bucket_elements: must be >= 0 (0: automatic; got -1)");
+    check_resolve_error("model:\n  arch: gpt2\n  activation: swiglu\nparallel:\n  tp: 2\n", 2,
+                        ":5: parallel.tp: tensor parallelism does not split gpt2's biased swiglu "
+                        "MLP (use gelu, or arch llama)");
     check_resolve_error("data:\n  tokenizer: ~\n", 1,
                         ":2: model.vocab: required when data.tokenizer is not set");
     check_resolve_error("data:\n  sources:\n    - path: a\n    - path: b\n      weight: 0\n", 1,
