@@ -13,6 +13,7 @@ static const char usage[] =
     "  export CHECKPOINT --format hf --output DIR       a checkpoint as a Hugging Face model\n"
     "  import HF_DIR --output CHECKPOINT.h5             a Hugging Face model as a checkpoint\n"
     "  eval CHECKPOINT --data PREFIX [--samples N]      loss of a checkpoint on a dataset (JSON)\n"
+    "  eval CHECKPOINT --memorization --data PREFIX     verbatim recall of its documents (JSON)\n"
     "  --version                                        version, commit and compiled backends\n";
 
 int main(int argc, char **argv) {
