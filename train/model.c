@@ -556,7 +556,8 @@ static void *weight(const model *m, size_t offset) {
 static void *grad(const model *m, size_t offset) {
     return at(m->grads, offset, m->ops->master_bytes);
 }
-static void *act_row(const model *m, void *base, size_t row, size_t width) {
+/* Row `row` of an act buffer of `width` columns (const or not: the callers know). */
+static void *act_row(const model *m, const void *base, size_t row, size_t width) {
     return (char *)base + row * width * m->ops->act_bytes;
 }
 static layer_activations *layer_acts(const model *m, int slot, int layer) {
@@ -762,6 +763,37 @@ static void expert_parallel_return(model *m, layer_activations *a, const void *e
     ep->exchange_rows(ep->context, m->ep_rows, a->ep_recv_rows, rows, a->ep_send_rows, row_bytes);
 }
 
+/* The routed experts of this rank over rows grouped by expert: expert e takes rows
+ * [offsets[e], offsets[e+1]) of `in` and writes them in `out` (the hidden buffers are the
+ * layer's expert_pre / expert_act, at the same rows). */
+static void experts_forward(model *m, const layer_offsets *L, layer_activations *a,
+                            const int *offsets, int experts, const void *in, void *out) {
+    int d = m->cfg.d_model;
+    for (int e = 0; e < experts; e++) {
+        int first = offsets[e], rows = offsets[e + 1] - first;
+        if (rows == 0) continue;
+        mlp_weights w = expert_mlp(m, L, e);
+        mlp_forward(m, &w, act_row(m, out, first, d), act_row(m, a->expert_pre, first, w.up_rows),
+                    act_row(m, a->expert_act, first, w.F), act_row(m, in, first, d), rows);
+    }
+}
+
+/* Its backward: din from dout, weight gradients +=. */
+static void experts_backward(model *m, const layer_offsets *L, const layer_activations *a,
+                             const int *offsets, int experts, const void *dout, void *din,
+                             const void *in) {
+    int d = m->cfg.d_model;
+    for (int e = 0; e < experts; e++) {
+        int first = offsets[e], rows = offsets[e + 1] - first;
+        if (rows == 0) continue;
+        mlp_weights w = expert_mlp(m, L, e);
+        mlp_backward(m, &w, act_row(m, din, first, d), act_row(m, m->dexpert_pre, first, w.up_rows),
+                     act_row(m, m->dexpert_act, first, w.F), act_row(m, dout, first, d),
+                     act_row(m, a->expert_pre, first, w.up_rows),
+                     act_row(m, a->expert_act, first, w.F), act_row(m, in, first, d), rows);
+    }
+}
+
 /* out [N][d] = Σ gates · experts(x) (+ shared experts(x)), x = mlp_norm_out. With tensor
  * parallelism every rank routes identically (same input, same router) and holds a slice of
  * every expert's hidden units, so out is summed over the ranks once at the end. */
@@ -785,26 +817,10 @@ static void moe_forward(model *m, int slot, int layer, void *out) {
     if (m->shard.ep.size > 1) {
         expert_parallel_plan(m, a);
         expert_parallel_dispatch(m, a, a->expert_in, a->ep_in);
-        for (int e = 0; e < m->local_experts; e++) {
-            int first = a->ep_expert_offset[e], rows = a->ep_expert_offset[e + 1] - first;
-            if (rows == 0) continue;
-            mlp_weights w = expert_mlp(m, L, e);
-            mlp_forward(m, &w, act_row(m, a->ep_out, first, d),
-                        act_row(m, a->expert_pre, first, w.up_rows),
-                        act_row(m, a->expert_act, first, w.F), act_row(m, a->ep_in, first, d),
-                        rows);
-        }
+        experts_forward(m, L, a, a->ep_expert_offset, m->local_experts, a->ep_in, a->ep_out);
         expert_parallel_return(m, a, a->ep_out, a->expert_out);
     } else {
-        for (int e = 0; e < E; e++) {
-            int first = r->expert_offset[e], rows = r->expert_offset[e + 1] - first;
-            if (rows == 0) continue;
-            mlp_weights w = expert_mlp(m, L, e);
-            mlp_forward(m, &w, act_row(m, a->expert_out, first, d),
-                        act_row(m, a->expert_pre, first, w.up_rows),
-                        act_row(m, a->expert_act, first, w.F), act_row(m, a->expert_in, first, d),
-                        rows);
-        }
+        experts_forward(m, L, a, r->expert_offset, E, a->expert_in, a->expert_out);
     }
     o->moe_combine_forward(out, a->expert_out, a->gates, a->slot, N, k, d);
     if (m->shared_ffn > 0) {
@@ -835,31 +851,12 @@ static void moe_backward(model *m, int slot, int layer, const void *dout) {
                             k, d);
     if (m->shard.ep.size > 1) {
         expert_parallel_dispatch(m, a, m->dexpert_out, m->ep_dout);
-        for (int e = 0; e < m->local_experts; e++) {
-            int first = a->ep_expert_offset[e], rows = a->ep_expert_offset[e + 1] - first;
-            if (rows == 0) continue;
-            mlp_weights w = expert_mlp(m, L, e);
-            mlp_backward(m, &w, act_row(m, m->ep_din, first, d),
-                         act_row(m, m->dexpert_pre, first, w.up_rows),
-                         act_row(m, m->dexpert_act, first, w.F), act_row(m, m->ep_dout, first, d),
-                         act_row(m, a->expert_pre, first, w.up_rows),
-                         act_row(m, a->expert_act, first, w.F), act_row(m, a->ep_in, first, d),
-                         rows);
-        }
+        experts_backward(m, L, a, a->ep_expert_offset, m->local_experts, m->ep_dout, m->ep_din,
+                         a->ep_in);
         expert_parallel_return(m, a, m->ep_din, m->dexpert_in);
     } else {
-        for (int e = 0; e < E; e++) {
-            int first = r->expert_offset[e], rows = r->expert_offset[e + 1] - first;
-            if (rows == 0) continue;
-            mlp_weights w = expert_mlp(m, L, e);
-            mlp_backward(m, &w, act_row(m, m->dexpert_in, first, d),
-                         act_row(m, m->dexpert_pre, first, w.up_rows),
-                         act_row(m, m->dexpert_act, first, w.F),
-                         act_row(m, m->dexpert_out, first, d),
-                         act_row(m, a->expert_pre, first, w.up_rows),
-                         act_row(m, a->expert_act, first, w.F), act_row(m, a->expert_in, first, d),
-                         rows);
-        }
+        experts_backward(m, L, a, r->expert_offset, E, m->dexpert_out, m->dexpert_in,
+                         a->expert_in);
     }
     o->scatter_add_rows(m->dnorm, m->dexpert_in, a->row_token, r->rows, d);
     tp_sum_act(m, m->dnorm, (size_t)N * d);
