@@ -36,7 +36,8 @@ int gradient_sync_init(gradient_sync *g, model *m, parallel_topology *t, const z
     const param_tensor *embed = model_find_param(m, "embed.tokens");
     if (m->cfg.tie_embeddings && m->shard.stages > 1 && embed) {
         g->host_scratch = malloc(sizeof *g->host_scratch * 2 * embed->count);
-        if (!g->host_scratch) return status_fail(st, "trainer: out of host memory");
+        g->peer_copy = malloc(embed->count * m->ops->master_bytes);
+        if (!g->host_scratch || !g->peer_copy) return status_fail(st, "trainer: out of host memory");
     }
     return 0;
 }
@@ -45,6 +46,7 @@ void gradient_sync_release(gradient_sync *g) {
     if (g->dp_ready) dp_destroy(&g->dp);
     if (g->model) g->model->shard.grads_final = NULL;
     free(g->host_scratch);
+    free(g->peer_copy);
     free(g->tp_summed);
     memset(g, 0, sizeof *g);
 }
@@ -62,11 +64,9 @@ static int sum_tied_embeddings(gradient_sync *g, status *st) {
     comm_request send = {0};
     o->synchronize();
     if (comm_send_start(pp, mine, p->count, g->master, peer, &send, st) != 0) return -1;
-    /* the peer's copy arrives in a device-side view of our own buffer only after our send is
-     * done with it, so receive into host memory of the master type's size */
+    /* our copy is being sent: the peer's lands beside it */
     size_t bytes = p->count * o->master_bytes;
-    void *theirs = malloc(bytes);
-    if (!theirs) return status_fail(st, "trainer: out of host memory");
+    void *theirs = g->peer_copy;
     int rc = comm_recv(pp, theirs, p->count, g->master, peer, st);
     if (rc == 0) rc = comm_wait(&send, st);
     if (rc == 0) {
@@ -78,7 +78,6 @@ static int sum_tied_embeddings(gradient_sync *g, status *st) {
         for (size_t i = 0; i < p->count; i++) a[i] = m->first_stage ? a[i] + b[i] : b[i] + a[i];
         o->float_to_master(mine, a, p->count);
     }
-    free(theirs);
     return rc;
 }
 

@@ -23,6 +23,7 @@
 #include "kernels/ops.h"
 #include "parallel/pipeline.h"
 #include "tests/unit/check.h"
+#include "tests/unit/model_configs.h"
 #include "train/config.h"
 #include "train/model.h"
 
@@ -36,27 +37,12 @@ typedef struct shard_case {
     void (*edit)(config *c);
 } shard_case;
 
-static void edit_llama(config *c) {
-    c->model.qk_norm = 1;
-    c->model.document_masking = 1;
-    c->model.tie_embeddings = 1;
-}
 static void edit_llama_xielu(config *c) {
     c->model.activation = ACTIVATION_XIELU;
     c->model.tie_embeddings = 0;
 }
-static void edit_gpt2(config *c) {
-    c->model.arch = ARCH_GPT2;
-    c->model.norm = NORM_LAYERNORM;
-    c->model.activation = ACTIVATION_GELU;
-    c->model.document_masking = 1;
-}
 static void edit_moe(config *c) {
-    c->model.moe.experts = 4;
-    c->model.moe.top_k = 2;
-    c->model.moe.shared_experts = 1;
-    c->model.moe.aux_loss_coef = 0.1;
-    c->model.moe.z_loss_coef = 0.01;
+    edit_moe_softmax(c);
     c->model.tie_embeddings = 0;
 }
 static void edit_moe_sigmoid(config *c) {
@@ -67,7 +53,7 @@ static void edit_moe_sigmoid(config *c) {
 }
 
 static const shard_case cases[] = {
-    {"llama swiglu qk_norm tied", edit_llama},
+    {"llama swiglu qk_norm tied", edit_llama_swiglu},
     {"llama xielu untied", edit_llama_xielu},
     {"gpt2", edit_gpt2},
     {"moe softmax shared expert", edit_moe},

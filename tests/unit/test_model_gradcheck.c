@@ -17,6 +17,7 @@
 #include "common/random.h"
 #include "kernels/ops.h"
 #include "tests/unit/check.h"
+#include "tests/unit/model_configs.h"
 #include "train/config.h"
 #include "train/model.h"
 #include "train/moe_routing.h"
@@ -36,32 +37,10 @@ typedef struct gradcheck_case {
     int expect_drops;  /* capacity must drop some tokens in the unperturbed model */
 } gradcheck_case;
 
-static void edit_llama_swiglu(config *c) {
-    c->model.qk_norm = 1;
-    c->model.document_masking = 1;
-    c->model.tie_embeddings = 1;
-}
-
 static void edit_llama_xielu(config *c) {
     c->model.activation = ACTIVATION_XIELU;
     c->model.tie_embeddings = 0;
     c->model.document_masking = 0;
-}
-
-static void edit_gpt2(config *c) {
-    c->model.arch = ARCH_GPT2;
-    c->model.norm = NORM_LAYERNORM;
-    c->model.activation = ACTIVATION_GELU;
-    c->model.document_masking = 1;
-}
-
-static void edit_moe_softmax(config *c) {
-    c->model.moe.experts = 4;
-    c->model.moe.top_k = 2;
-    c->model.moe.shared_experts = 1;
-    c->model.moe.router = ROUTER_SOFTMAX;
-    c->model.moe.aux_loss_coef = 0.1;
-    c->model.moe.z_loss_coef = 0.01;
 }
 
 static void edit_moe_sigmoid(config *c) {
