@@ -486,8 +486,7 @@ const param_tensor *model_find_param(const model *m, const char *name) {
     return NULL;
 }
 
-/* Copies this rank's part of a global tensor (row-major, p->global_shape) into dst. */
-static void copy_shard(const param_tensor *p, const float *global, float *dst) {
+void param_tensor_slice(const param_tensor *p, const float *global, float *dst) {
     if (p->shard_dim < 0) {
         memcpy(dst, global, sizeof *dst * p->count);
     } else if (p->shard_dim == 0) {
@@ -529,7 +528,7 @@ void model_init_weights(model *m, uint64_t seed) {
             }
         }
         const param_tensor *p = model_find_param(m, g->name);
-        if (p) copy_shard(p, values, host + p->offset);
+        if (p) param_tensor_slice(p, values, host + p->offset);
     }
     m->ops->float_to_master(m->master, host, m->total_params);
     free(values);

@@ -217,6 +217,8 @@ void model_init_weights(model *m, uint64_t seed);
 /* Refreshes the compute copy of the weights after the master weights changed. */
 void model_sync_compute_weights(model *m);
 const param_tensor *model_find_param(const model *m, const char *name);
+/* Copies this rank's part of the whole tensor `global` (row-major, p->global_shape) to dst. */
+void param_tensor_slice(const param_tensor *p, const float *global, float *dst);
 
 /* One micro-batch: tokens [micro_batch][seq_len+1] on the host; loss_weights
  * [micro_batch][seq_len] on the host (NULL: forward only, no dlogits).

@@ -27,7 +27,7 @@
 #include "train/config.h"
 #include "train/model.h"
 
-enum { VOCAB = 37, EOD = 5, SEQ = 8, BATCH = 2, MICRO = 3 };
+enum { VOCAB = TINY_VOCAB, EOD = TINY_EOD, SEQ = TINY_SEQ, BATCH = TINY_BATCH, MICRO = 3 };
 
 static const double LOSS_TOLERANCE = 1e-5;     /* relative */
 static const double GRADIENT_TOLERANCE = 1e-4; /* relative to the tensor's largest entry */
@@ -93,22 +93,9 @@ static void exchange_rows(void *context, const void *send, const int *send_rows,
 }
 
 static void make_config(const shard_case *sc, config *c) {
-    config_defaults(c);
-    c->data.tokenizer[0] = '\0';
-    c->data.eod_id = EOD;
-    c->model.vocab = VOCAB;
-    c->model.seq_len = SEQ;
-    c->model.layers = 3;
-    c->model.d_model = 16;
-    c->model.heads = 4;
-    c->model.kv_heads = 2;
-    c->model.ffn = 24;
-    c->model.init_std = 0.3;
-    c->train.micro_batch = BATCH;
-    c->train.global_batch = BATCH * MICRO;
-    sc->edit(c);
     status st = {{0}};
-    CHECK_MSG(config_resolve(c, 1, &st) == 0, "%s: %s", sc->name, st.message);
+    CHECK_MSG(tiny_model_config(c, 3, BATCH * MICRO, sc->edit, &st) == 0, "%s: %s", sc->name,
+              st.message);
 }
 
 static void make_tokens(int32_t *tokens, int micro) {
@@ -132,20 +119,6 @@ static double relative_error(const float *a, const float *b, size_t n) {
         scale = fmax(scale, fabs((double)b[i]));
     }
     return diff / scale;
-}
-
-/* This rank's slice of a whole tensor (row-major global shape) */
-static void slice_of(const param_tensor *p, const float *whole, float *out) {
-    if (p->shard_dim < 0) {
-        memcpy(out, whole, sizeof *out * p->count);
-    } else if (p->shard_dim == 0) {
-        size_t row = p->ndim > 1 ? (size_t)p->global_shape[1] : 1;
-        memcpy(out, whole + (size_t)p->shard_offset * row, sizeof *out * p->count);
-    } else {
-        for (int64_t r = 0; r < p->shape[0]; r++)
-            memcpy(out + r * p->shape[1], whole + r * p->global_shape[1] + p->shard_offset,
-                   sizeof *out * (size_t)p->shape[1]);
-    }
 }
 
 static void run_case(const shard_case *sc, int tp, int pp, int ep, int world_rank) {
@@ -249,7 +222,7 @@ static void run_case(const shard_case *sc, int tp, int pp, int ep, int world_ran
         CHECK_MSG(q != NULL, "%s: shard tensor %s missing in the whole model", sc->name, p->name);
         if (!q) continue;
         float *expect = malloc(sizeof *expect * p->count);
-        slice_of(p, whole_grads + q->offset, expect);
+        param_tensor_slice(p, whole_grads + q->offset, expect);
         double error = relative_error(g, expect, p->count);
         /* a key bias shifts every score of a softmax row equally: its gradient is zero in exact
          * arithmetic, and both sides hold only rounding noise, which must stay tiny */

@@ -3,7 +3,30 @@
 #ifndef CAIRN_TEST_MODEL_CONFIGS_H
 #define CAIRN_TEST_MODEL_CONFIGS_H
 
+#include "common/status.h"
 #include "train/config.h"
+
+/* The tiny model both tests build: vocabulary 37 with EOD 5, 8 tokens, micro-batches of 2,
+ * d_model 16 with 4 heads over 2 kv heads; the caller's edit, then config_resolve. */
+enum { TINY_VOCAB = 37, TINY_EOD = 5, TINY_SEQ = 8, TINY_BATCH = 2 };
+static inline int tiny_model_config(config *c, int layers, int global_batch,
+                                    void (*edit)(config *c), status *st) {
+    config_defaults(c);
+    c->data.tokenizer[0] = '\0';
+    c->data.eod_id = TINY_EOD;
+    c->model.vocab = TINY_VOCAB;
+    c->model.seq_len = TINY_SEQ;
+    c->model.layers = layers;
+    c->model.d_model = 16;
+    c->model.heads = 4;
+    c->model.kv_heads = 2;
+    c->model.ffn = 24;
+    c->model.init_std = 0.3;
+    c->train.micro_batch = TINY_BATCH;
+    c->train.global_batch = global_batch;
+    edit(c);
+    return config_resolve(c, 1, st);
+}
 
 /* llama with SwiGLU, qk-norm, document masking and tied embeddings */
 static inline void edit_llama_swiglu(config *c) {

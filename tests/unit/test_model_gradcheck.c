@@ -22,7 +22,7 @@
 #include "train/model.h"
 #include "train/moe_routing.h"
 
-enum { VOCAB = 37, EOD = 5, SEQ = 8, BATCH = 2, SAMPLES = 30 };
+enum { VOCAB = TINY_VOCAB, EOD = TINY_EOD, SEQ = TINY_SEQ, BATCH = TINY_BATCH, SAMPLES = 30 };
 
 /* FD step on the master weights, and the bound on the per-tensor error
  * max|analytic - fd| / max(max|analytic|, max|fd|, GRADIENT_FLOOR). */
@@ -73,22 +73,8 @@ static const gradcheck_case cases[] = {
 };
 
 static int make_config(const gradcheck_case *gc, config *c) {
-    config_defaults(c);
-    c->data.tokenizer[0] = '\0';
-    c->data.eod_id = EOD;
-    c->model.vocab = VOCAB;
-    c->model.seq_len = SEQ;
-    c->model.layers = 2;
-    c->model.d_model = 16;
-    c->model.heads = 4;
-    c->model.kv_heads = 2;
-    c->model.ffn = 24;
-    c->model.init_std = 0.3;
-    c->train.micro_batch = BATCH;
-    c->train.global_batch = BATCH;
-    gc->edit(c);
     status st = {{0}};
-    int result = config_resolve(c, 1, &st);
+    int result = tiny_model_config(c, 2, BATCH, gc->edit, &st);
     CHECK_MSG(result == 0, "%s: %s", gc->name, st.message);
     return result;
 }
