@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/bf16.h"
 #include "common/json.h"
 #include "common/json_parse.h"
 
@@ -45,13 +46,6 @@ static float bits_float(uint32_t u) {
     float x;
     memcpy(&x, &u, sizeof x);
     return x;
-}
-
-/* Round to nearest even, as torch's float → bfloat16; NaN stays a (quiet) NaN. */
-static uint16_t float_to_bf16(float x) {
-    uint32_t u = float_bits(x);
-    if (isnan(x)) return (uint16_t)(u >> 16 | 0x40);
-    return (uint16_t)((u + 0x7FFF + (u >> 16 & 1)) >> 16);
 }
 
 static float half_to_float(uint16_t h) {
@@ -310,7 +304,7 @@ int safetensors_read_float(safetensors_file *f, const safetensors_tensor *t, flo
         for (int64_t i = 0; i < n; i++) {
             uint64_t v = read_le(chunk + i * bytes, bytes);
             float x = t->dtype == SAFETENSORS_F32    ? bits_float((uint32_t)v)
-                      : t->dtype == SAFETENSORS_BF16 ? bits_float((uint32_t)v << 16)
+                      : t->dtype == SAFETENSORS_BF16 ? bf16_to_float((uint16_t)v)
                                                      : half_to_float((uint16_t)v);
             out[done + i] = x;
         }

@@ -20,6 +20,9 @@
  *   whatever the thread count.
  * - Ops never fail: shapes are validated by the caller (config validation);
  *   `alloc` returns NULL when memory runs out.
+ * - `peak_memory` counts every byte the backend holds at once (buffers from `alloc`, its own
+ *   scratch and workspaces), so it is the number to compare with a peer's allocator peak
+ *   (torch.cuda.max_memory_allocated), not what the process or the driver holds besides.
  */
 #ifndef CAIRN_OPS_H
 #define CAIRN_OPS_H
@@ -32,6 +35,15 @@ typedef struct ops {
     size_t act_bytes;            /* bytes per act element */
     size_t master_bytes;         /* bytes per master element */
     int compute_aliases_master;  /* 1: forward ops may read master weights directly */
+    int host_memory;             /* 1: buffers are host memory (MPI can use them as they are) */
+
+    /* ---- the device ---- */
+    /* its name for run.json and the progress output, e.g. "NVIDIA H100 80GB HBM3 (GPU 0 of 4)" */
+    void (*describe)(char *out, size_t size);
+    /* its dense bf16 peak in FLOP/s, the denominator of MFU; 0 when unknown (CPUs) */
+    double (*peak_flops)(void);
+    /* the most bytes of backend memory held at once so far (see the contract above) */
+    size_t (*peak_memory)(void);
 
     /* ---- memory ---- */
     void *(*alloc)(size_t bytes); /* zero-filled; NULL on failure */
@@ -186,8 +198,13 @@ typedef struct ops {
 const ops *ops_cpu(void);
 const ops *ops_cpu64(void); /* fp64 everywhere: the finite-difference reference */
 #ifdef CAIRN_HAVE_CUDA
-/* NULL with a message in `why` (at least 256 bytes) when no usable GPU is present */
-const ops *ops_cuda(char *why, size_t why_size);
+/* The GPU `local_rank % visible GPUs` (one rank per GPU: local_rank is the rank's place among
+ * the ranks of its node; 0 for a process on its own). NULL with a message in `why` (at least 256
+ * bytes) when no usable GPU is present. The first successful call fixes the device for the
+ * process. */
+const ops *ops_cuda(int local_rank, char *why, size_t why_size);
+/* GPUs visible to this process (0 when none or the driver fails) */
+int ops_cuda_device_count(void);
 #endif
 
 #endif

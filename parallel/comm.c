@@ -17,8 +17,25 @@ size_t comm_dtype_bytes(comm_dtype type) {
         return 8;
     case COMM_INT64:
         return 8;
+    case COMM_BFLOAT16:
+        return 2;
     }
     return 0;
+}
+
+int comm_float_dtype(size_t element_bytes, comm_dtype *type) {
+    switch (element_bytes) {
+    case 2:
+        *type = COMM_BFLOAT16;
+        return 0;
+    case 4:
+        *type = COMM_FLOAT32;
+        return 0;
+    case 8:
+        *type = COMM_FLOAT64;
+        return 0;
+    }
+    return -1;
 }
 
 const char *comm_operation_name(comm_operation operation) {

@@ -29,7 +29,9 @@
 /* EX_TEMPFAIL: the job failed for a reason outside it, and a requeue may succeed. */
 #define COMM_TIMEOUT_EXIT_CODE 75
 
-typedef enum { COMM_FLOAT32, COMM_FLOAT64, COMM_INT64 } comm_dtype;
+/* COMM_BFLOAT16: the CUDA backend's activations (the upper half of an fp32; sums round to
+ * nearest even after each addition, as NCCL's do). */
+typedef enum { COMM_FLOAT32, COMM_FLOAT64, COMM_INT64, COMM_BFLOAT16 } comm_dtype;
 typedef enum { COMM_SUM, COMM_MAX } comm_reduction;
 typedef enum {
     COMM_ALL_REDUCE,
@@ -102,6 +104,8 @@ struct comm_ops {
 };
 
 size_t comm_dtype_bytes(comm_dtype type);
+/* The floating-point type of `element_bytes` bytes (2: bf16, 4: fp32, 8: fp64); -1 for others. */
+int comm_float_dtype(size_t element_bytes, comm_dtype *type);
 const char *comm_operation_name(comm_operation operation);
 
 /* Bytes one rank moves for an operation: the per-rank volume of the bandwidth-optimal algorithm

@@ -6,9 +6,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/bf16.h"
+
 _Static_assert(sizeof(MPI_Request) <= sizeof(void *), "comm_request.handle holds an MPI_Request");
 
-static MPI_Comm handle_of(const comm *c) { return *(const MPI_Comm *)c->backend; }
+/* The communicator, and the bf16 reductions MPI does not have (user operations, which belong to
+ * the communicator that uses them so that nothing process-wide needs setting up). */
+typedef struct mpi_backend {
+    MPI_Comm comm;
+    MPI_Op bf16_sum, bf16_max;
+} mpi_backend;
+
+static MPI_Comm handle_of(const comm *c) { return ((const mpi_backend *)c->backend)->comm; }
 
 MPI_Comm comm_mpi_handle(const comm *c) { return handle_of(c); }
 
@@ -20,11 +29,32 @@ static MPI_Datatype datatype(comm_dtype type) {
         return MPI_DOUBLE;
     case COMM_INT64:
         return MPI_INT64_T;
+    case COMM_BFLOAT16:
+        return MPI_UINT16_T;
     }
     return MPI_DATATYPE_NULL;
 }
 
-static MPI_Op reduction(comm_reduction op) { return op == COMM_MAX ? MPI_MAX : MPI_SUM; }
+static void bf16_sum(void *in, void *inout, int *count, MPI_Datatype *type) {
+    (void)type;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int i = 0; i < *count; i++) b[i] = float_to_bf16(bf16_to_float(a[i]) + bf16_to_float(b[i]));
+}
+
+static void bf16_max(void *in, void *inout, int *count, MPI_Datatype *type) {
+    (void)type;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int i = 0; i < *count; i++)
+        if (bf16_to_float(a[i]) > bf16_to_float(b[i])) b[i] = a[i];
+}
+
+static MPI_Op reduction(const comm *c, comm_dtype type, comm_reduction op) {
+    const mpi_backend *backend = c->backend;
+    if (type == COMM_BFLOAT16) return op == COMM_MAX ? backend->bf16_max : backend->bf16_sum;
+    return op == COMM_MAX ? MPI_MAX : MPI_SUM;
+}
 
 static int mpi_failed(const comm *c, const char *function, int rc, status *st) {
     char text[MPI_MAX_ERROR_STRING];
@@ -102,7 +132,7 @@ static int mpi_all_reduce(comm *c, const void *send, void *recv, size_t count, c
     if (fits_int(c, "all_reduce", count, st) != 0) return -1;
     MPI_Request mpi;
     int rc = MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv, (int)count, datatype(type),
-                            reduction(op), handle_of(c), &mpi);
+                            reduction(c, type, op), handle_of(c), &mpi);
     return started(c, "MPI_Iallreduce", rc, mpi, request, st);
 }
 
@@ -123,13 +153,13 @@ static int mpi_reduce_scatter(comm *c, const void *send, void *recv, size_t coun
     if (!counts) {
         if (fits_int(c, "reduce_scatter", count, st) != 0) return -1;
         int rc = MPI_Ireduce_scatter_block(in_place ? MPI_IN_PLACE : send, output, (int)count,
-                                           datatype(type), reduction(op), handle_of(c), &mpi);
+                                           datatype(type), reduction(c, type, op), handle_of(c), &mpi);
         return started(c, "MPI_Ireduce_scatter_block", rc, mpi, request, st);
     }
     int *ints = v_counts(c, "reduce_scatter", counts, request, st);
     if (!ints) return -1;
     int rc = MPI_Ireduce_scatter(in_place ? MPI_IN_PLACE : send, output, ints, datatype(type),
-                                 reduction(op), handle_of(c), &mpi);
+                                 reduction(c, type, op), handle_of(c), &mpi);
     return started(c, "MPI_Ireduce_scatter", rc, mpi, request, st);
 }
 
@@ -231,8 +261,14 @@ static void mpi_abort(comm *c, int exit_code) {
 static void mpi_destroy(comm *c) {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free((MPI_Comm *)c->backend);
-    free(c->backend);
+    mpi_backend *backend = c->backend;
+    if (!backend) return;
+    if (!finalized) {
+        if (backend->bf16_sum != MPI_OP_NULL) MPI_Op_free(&backend->bf16_sum);
+        if (backend->bf16_max != MPI_OP_NULL) MPI_Op_free(&backend->bf16_max);
+        MPI_Comm_free(&backend->comm);
+    }
+    free(backend);
 }
 
 static const comm_ops mpi_ops = {
@@ -253,17 +289,19 @@ static const comm_ops mpi_ops = {
 int comm_mpi_create(comm *c, MPI_Comm mpi, const char *name, double timeout_s, status *st) {
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);
-    MPI_Comm *box = timeout_s > 0 ? malloc(sizeof *box) : NULL;
+    mpi_backend *box = timeout_s > 0 ? malloc(sizeof *box) : NULL;
     if (!box) {
         MPI_Comm_free(&mpi);
         return timeout_s > 0 ? status_fail(st, "comm %s: out of memory", name)
                              : status_fail(st, "comm %s: timeout must be > 0 s", name);
     }
-    *box = mpi;
+    *box = (mpi_backend){mpi, MPI_OP_NULL, MPI_OP_NULL};
     c->ops = &mpi_ops;
     c->backend = box;
     c->timeout_s = timeout_s;
     int rc = MPI_Comm_set_errhandler(mpi, MPI_ERRORS_RETURN);
+    if (rc == MPI_SUCCESS) rc = MPI_Op_create(bf16_sum, 1, &box->bf16_sum);
+    if (rc == MPI_SUCCESS) rc = MPI_Op_create(bf16_max, 1, &box->bf16_max);
     if (rc == MPI_SUCCESS) rc = MPI_Comm_rank(mpi, &c->rank);
     if (rc == MPI_SUCCESS) rc = MPI_Comm_size(mpi, &c->size);
     if (rc == MPI_SUCCESS) return 0;

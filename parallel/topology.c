@@ -124,8 +124,15 @@ static int create_axis(parallel_topology *t, parallel_axis axis, double timeout_
     return 0;
 }
 
+static void device_are_host(parallel_topology *t) {
+    for (int axis = 0; axis < AXIS_COUNT; axis++) t->device[axis] = &t->comms[axis];
+    snprintf(t->device_kind, sizeof t->device_kind, "mpi");
+}
+
 int topology_create(parallel_topology *t, const parallel_config *cfg, status *st) {
     memset(t, 0, sizeof *t);
+    device_are_host(t);
+    t->ranks_on_node = 1;
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
@@ -137,6 +144,7 @@ int topology_create(parallel_topology *t, const parallel_config *cfg, status *st
             c->size = 1;
             c->timeout_s = cfg->timeout_s;
         }
+        snprintf(t->device_kind, sizeof t->device_kind, "none");
         return 0;
     }
     int world_rank, world_size;
@@ -149,10 +157,52 @@ int topology_create(parallel_topology *t, const parallel_config *cfg, status *st
             topology_destroy(t);
             return -1;
         }
+    MPI_Comm node;
+    int rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL,
+                                 &node);
+    if (rc == MPI_SUCCESS) {
+        MPI_Comm_size(node, &t->ranks_on_node);
+        MPI_Comm_free(&node);
+    }
+    if (rc != MPI_SUCCESS) {
+        topology_destroy(t);
+        return mpi_failed("MPI_Comm_split_type", AXIS_WORLD, rc, st);
+    }
+    return 0;
+}
+
+/* The axes on which the backend's buffers travel; world and model carry host values only. */
+static int carries_device_buffers(parallel_axis axis) {
+    return axis != AXIS_WORLD && axis != AXIS_MODEL;
+}
+
+int topology_attach_device(parallel_topology *t, comm_kind kind, const comm_device_memory *memory,
+                           status *st) {
+    if (!memory) {
+        if (kind == COMM_NCCL)
+            return status_fail(st, "parallel.comm: nccl needs a backend with device memory");
+        return 0;
+    }
+    t->memory = *memory;
+    snprintf(t->device_kind, sizeof t->device_kind, kind == COMM_NCCL ? "nccl" : "mpi (host-staged)");
+    /* issue 7: the NCCL communicator is being written; until it lands nccl is refused */
+    if (kind == COMM_NCCL)
+        return status_fail(st, "parallel.comm: nccl is not available in this build; use "
+                           "parallel.comm: mpi (host-staged) or auto");
+    for (int axis = 0; axis < AXIS_COUNT; axis++) {
+        comm *host = &t->comms[axis];
+        if (!carries_device_buffers((parallel_axis)axis) || !host->ops) continue;
+        comm *device = &t->device_comms[axis];
+        if (comm_staged_create(device, host, &t->memory, st) != 0) return -1;
+        t->device[axis] = device;
+    }
     return 0;
 }
 
 void topology_destroy(parallel_topology *t) {
-    for (int axis = 0; axis < AXIS_COUNT; axis++)
+    for (int axis = 0; axis < AXIS_COUNT; axis++) {
+        if (t->device[axis] == &t->device_comms[axis]) comm_destroy(&t->device_comms[axis]);
         if (t->comms[axis].ops) comm_destroy(&t->comms[axis]);
+    }
+    device_are_host(t);
 }

@@ -14,12 +14,21 @@
  * config_resolve (which names the YAML key of a size that does not divide); it builds MPI
  * communicators for every axis, with parallel.timeout_s as their timeout. Without MPI (a process
  * started on its own, which cli_train does not initialise MPI for) it is the grid of one rank
- * whose communicators have size 1 and no backend: callers skip collectives on groups of one. */
+ * whose communicators have size 1 and no backend: callers skip collectives on groups of one.
+ *
+ * Two sets of communicators: `comms` carry host memory (MPI: agreements, loss sums, norms,
+ * checkpoints); `device` carries the compute backend's buffers (activations, gradients, weights)
+ * on the axes where those travel (tp, pp, dp, ep, expert_dp; world and model carry host values
+ * only and point at `comms`). `topology_attach_device` sets them up once the backend is known:
+ * the host comms themselves when the backend computes in host memory, else NCCL communicators
+ * (one rank per GPU) or the MPI ones staged through host buffers (parallel/comm_staged.h). Until
+ * then `device` points at `comms`. */
 #ifndef CAIRN_TOPOLOGY_H
 #define CAIRN_TOPOLOGY_H
 
 #include "common/status.h"
 #include "parallel/comm.h"
+#include "parallel/comm_staged.h"
 #include "train/config.h"
 
 typedef enum {
@@ -40,7 +49,12 @@ typedef struct parallel_grid {
 
 typedef struct parallel_topology {
     parallel_grid grid;
-    comm comms[AXIS_COUNT];
+    comm comms[AXIS_COUNT];      /* host memory */
+    comm *device[AXIS_COUNT];    /* the backend's memory: &comms[axis] or &device_comms[axis] */
+    comm device_comms[AXIS_COUNT];
+    comm_device_memory memory;   /* the backend's copies, for staged comms */
+    char device_kind[24];        /* "mpi", "mpi (host-staged)" or "nccl" */
+    int ranks_on_node;           /* ranks of the world on this rank's node */
 } parallel_topology;
 
 const char *parallel_axis_name(parallel_axis axis);
@@ -54,6 +68,12 @@ void grid_place(parallel_grid *g, int world_rank);
 void grid_members(const parallel_grid *g, parallel_axis axis, int *members);
 
 int topology_create(parallel_topology *t, const parallel_config *cfg, status *st);
+/* Communicators for the backend's buffers: memory NULL (host memory): the host comms, and kind
+ * must be COMM_MPI; else COMM_MPI stages through host buffers with `memory`'s copies and
+ * COMM_NCCL creates NCCL communicators on the current GPU (builds with CUDA only). Axes of one
+ * rank get staged comms (nobody talks there, and NCCL state would be wasted). */
+int topology_attach_device(parallel_topology *t, comm_kind kind, const comm_device_memory *memory,
+                           status *st);
 void topology_destroy(parallel_topology *t);
 
 #endif

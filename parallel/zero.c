@@ -30,16 +30,13 @@ size_t zero_shard_below(const zero_layout *z, int rank, size_t limit) {
     return clamp_below(limit, z->shard * (size_t)rank, z->shard);
 }
 
-static comm_dtype master_dtype(const ops *o) {
-    return o->master_bytes == 8 ? COMM_FLOAT64 : COMM_FLOAT32;
-}
-
 int zero_create(zero_optimizer *z, comm *dp, const ops *o, const optim_config *cfg, size_t total,
                 size_t decayed, size_t align, status *st) {
     memset(z, 0, sizeof *z);
     zero_layout_init(&z->layout, total, decayed, dp->size, dp->rank, align);
     z->dp = dp;
-    z->dtype = master_dtype(o);
+    if (comm_float_dtype(o->master_bytes, &z->dtype) != 0)
+        return status_fail(st, "zero: %zu-byte master weights", o->master_bytes);
     if (optimizer_create(&z->opt, o, cfg, z->layout.real, z->layout.real_decayed, st) != 0)
         return status_prefix(st, "zero: shard of %zu of %zu parameters", z->layout.real, total);
     return 0;

@@ -152,8 +152,7 @@ static int resolve_spans(eval_arguments *a, int seq_len) {
 static int load_model(const char *checkpoint, const config *c, model *m, status *st) {
     const ops *o;
     char device[256];
-    double peak_flops;
-    if (device_select(c->device, &o, device, sizeof device, &peak_flops, st) != 0) return -1;
+    if (device_select(c->device, 0, &o, device, sizeof device, st) != 0) return -1;
     if (model_create(m, o, c, c->data.eod_id, st) != 0) return -1;
     checkpoint_state state = {.model = m};
     checkpoint_contents contents;

@@ -36,6 +36,11 @@ static void format_rate(double per_second, char *out, size_t size) {
     else snprintf(out, size, "%.0f", per_second);
 }
 
+static void format_bytes(double bytes, char *out, size_t size) {
+    if (bytes >= 1024.0 * 1024 * 1024) snprintf(out, size, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
+    else snprintf(out, size, "%.0f MiB", bytes / (1024.0 * 1024));
+}
+
 static void print_note(void *context, const char *message) {
     (void)context;
     printf("cairn: %s\n", message);
@@ -139,8 +144,7 @@ static int train_rank(int argc, char **argv, config *cp, int is_default, const p
     }
     const ops *o;
     char device[256];
-    double peak_flops;
-    if (device_select(c.device, &o, device, sizeof device, &peak_flops, &st) != 0) {
+    if (device_select(c.device, p->local_rank, &o, device, sizeof device, &st) != 0) {
         print_error(p, "%s", st.message);
         tokenizer_close(tok);
         return 1;
@@ -164,7 +168,6 @@ static int train_rank(int argc, char **argv, config *cp, int is_default, const p
         return 1;
     }
     tokenizer_close(tok);
-    t.peak_flops = peak_flops;
     int report = t.reporter;
 
     if (report) {
@@ -231,12 +234,17 @@ static int train_rank(int argc, char **argv, config *cp, int is_default, const p
             char eta[32], rate[32], val_text[48] = "";
             format_duration(elapsed / (double)(step - t.start_step) * (double)(c.run.steps - step),
                             eta, sizeof eta);
-            format_rate((double)c.train.global_batch * c.model.seq_len / r.seconds, rate,
-                        sizeof rate);
+            double tok_per_s = (double)c.train.global_batch * c.model.seq_len / r.seconds;
+            format_rate(tok_per_s, rate, sizeof rate);
             if (evaluate) snprintf(val_text, sizeof val_text, " | val %.4f", val);
-            printf("step %*lld/%lld | loss %.4f%s | lr %.2e | gnorm %.3f | %s tok/s | ETA %s\n",
+            double mfu = trainer_mfu(&t, tok_per_s);
+            char mfu_text[32] = "", memory[32];
+            if (!isnan(mfu)) snprintf(mfu_text, sizeof mfu_text, " | MFU %.1f%%", 100 * mfu);
+            format_bytes((double)r.peak_memory, memory, sizeof memory);
+            printf("step %*lld/%lld | loss %.4f%s | lr %.2e | gnorm %.3f | %s tok/s%s | mem %s | "
+                   "ETA %s\n",
                    (int)log10((double)c.run.steps) + 1, (long long)step, (long long)c.run.steps,
-                   r.loss, val_text, r.lr, r.grad_norm, rate, eta);
+                   r.loss, val_text, r.lr, r.grad_norm, rate, mfu_text, memory, eta);
             fflush(stdout);
         }
         int stop = step < c.run.steps ? trainer_stop_requested(&t) : 0;

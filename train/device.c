@@ -1,29 +1,55 @@
 #include "train/device.h"
 
-#include <omp.h>
 #include <stdio.h>
 
-int device_select(device_kind kind, const ops **out, char *description, size_t description_size,
-                  double *peak_flops, status *st) {
-    *peak_flops = 0;
+static int visible_gpus(void) {
+#ifdef CAIRN_HAVE_CUDA
+    return ops_cuda_device_count();
+#else
+    return 0;
+#endif
+}
+
+int device_comm_choose(comm_kind requested, const ops *o, int ranks_on_node, comm_kind *chosen,
+                       status *st) {
+    if (o->host_memory) {
+        if (requested == COMM_NCCL)
+            return status_fail(st, "parallel.comm: nccl needs the CUDA backend, but this run "
+                               "computes on %s",
+                               o->name);
+        *chosen = COMM_MPI;
+        return 0;
+    }
+    int gpus = visible_gpus();
+    if (requested == COMM_NCCL && ranks_on_node > gpus)
+        return status_fail(st, "parallel.comm: nccl needs a GPU per rank, but %d ranks on this "
+                           "node share %d GPU%s (NCCL refuses two ranks on one GPU); use "
+                           "parallel.comm: mpi or auto",
+                           ranks_on_node, gpus, gpus == 1 ? "" : "s");
+    /* auto stays on MPI until the NCCL communicator lands (topology_attach_device) */
+    *chosen = requested == COMM_AUTO ? COMM_MPI : requested;
+    return 0;
+}
+
+int device_select(device_kind kind, int local_rank, const ops **out, char *description,
+                  size_t description_size, status *st) {
 #ifdef CAIRN_HAVE_CUDA
     if (kind != DEVICE_CPU) {
         char why[512] = "";
-        const ops *cuda = ops_cuda(why, sizeof why);
+        const ops *cuda = ops_cuda(local_rank, why, sizeof why);
         if (cuda) {
             *out = cuda;
-            snprintf(description, description_size, "cuda");
-            /* H100 SXM dense bf16 peak, the denominator the peers use */
-            *peak_flops = 989e12;
+            cuda->describe(description, description_size);
             return 0;
         }
         if (kind == DEVICE_CUDA) return status_fail(st, "device: cuda requested but %s", why);
     }
 #else
+    (void)local_rank;
     if (kind == DEVICE_CUDA)
         return status_fail(st, "device: cuda requested but this cairn was built without CUDA");
 #endif
     *out = ops_cpu();
-    snprintf(description, description_size, "cpu (%d OpenMP threads)", omp_get_max_threads());
+    (*out)->describe(description, description_size);
     return 0;
 }

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* host values (norm sums, the tied embeddings' host copies) */
 static comm *axis(gradient_sync *g, parallel_axis a) { return &g->topology->comms[a]; }
+/* the backend's gradient buffers */
+static comm *device_axis(gradient_sync *g, parallel_axis a) { return g->topology->device[a]; }
 
 static void *grad_at(const model *m, size_t offset) {
     return (char *)m->grads + offset * m->ops->master_bytes;
@@ -17,10 +20,9 @@ int gradient_sync_init(gradient_sync *g, model *m, parallel_topology *t, const z
     g->model = m;
     g->topology = t;
     g->zero = zero;
-    if (m->ops->master_bytes == 4) g->master = COMM_FLOAT32;
-    else if (m->ops->master_bytes == 8) g->master = COMM_FLOAT64;
-    else return status_fail(st, "parallel: %zu-byte master weights", m->ops->master_bytes);
-    comm *dp = axis(g, AXIS_DP);
+    if (comm_float_dtype(m->ops->master_bytes, &g->master) != 0)
+        return status_fail(st, "parallel: %zu-byte master weights", m->ops->master_bytes);
+    comm *dp = device_axis(g, AXIS_DP);
     if (dp->size > 1 && t->grid.size[AXIS_EP] == 1) {
         size_t count = zero ? zero->padded : m->total_params;
         size_t bucket = bucket_elements > 0
@@ -36,8 +38,7 @@ int gradient_sync_init(gradient_sync *g, model *m, parallel_topology *t, const z
     const param_tensor *embed = model_find_param(m, "embed.tokens");
     if (m->cfg.tie_embeddings && m->shard.stages > 1 && embed) {
         g->host_scratch = malloc(sizeof *g->host_scratch * 2 * embed->count);
-        g->peer_copy = malloc(embed->count * m->ops->master_bytes);
-        if (!g->host_scratch || !g->peer_copy) return status_fail(st, "trainer: out of host memory");
+        if (!g->host_scratch) return status_fail(st, "trainer: out of host memory");
     }
     return 0;
 }
@@ -46,13 +47,13 @@ void gradient_sync_release(gradient_sync *g) {
     if (g->dp_ready) dp_destroy(&g->dp);
     if (g->model) g->model->shard.grads_final = NULL;
     free(g->host_scratch);
-    free(g->peer_copy);
     free(g->tp_summed);
     memset(g, 0, sizeof *g);
 }
 
 /* The first and the last stage each hold a copy of tied embeddings: both get the sum. The
- * addition goes through the host because the backends add only activation buffers. */
+ * addition goes through the host because the backends add only activation buffers, so the
+ * copies travel as host floats. */
 static int sum_tied_embeddings(gradient_sync *g, status *st) {
     model *m = g->model;
     const ops *o = m->ops;
@@ -61,19 +62,13 @@ static int sum_tied_embeddings(gradient_sync *g, status *st) {
     comm *pp = axis(g, AXIS_PP);
     int peer = m->first_stage ? pp->size - 1 : 0;
     void *mine = grad_at(m, p->offset);
+    float *a = g->host_scratch, *b = g->host_scratch + p->count;
+    o->master_to_float(a, mine, p->count);
     comm_request send = {0};
-    o->synchronize();
-    if (comm_send_start(pp, mine, p->count, g->master, peer, &send, st) != 0) return -1;
-    /* our copy is being sent: the peer's lands beside it */
-    size_t bytes = p->count * o->master_bytes;
-    void *theirs = g->peer_copy;
-    int rc = comm_recv(pp, theirs, p->count, g->master, peer, st);
+    if (comm_send_start(pp, a, p->count, COMM_FLOAT32, peer, &send, st) != 0) return -1;
+    int rc = comm_recv(pp, b, p->count, COMM_FLOAT32, peer, st);
     if (rc == 0) rc = comm_wait(&send, st);
     if (rc == 0) {
-        float *a = g->host_scratch, *b = g->host_scratch + p->count;
-        o->master_to_float(a, mine, p->count);
-        if (o->master_bytes == sizeof(float)) memcpy(b, theirs, bytes);
-        else for (size_t i = 0; i < p->count; i++) b[i] = (float)((double *)theirs)[i];
         /* the same order of addition on both stages keeps the copies identical */
         for (size_t i = 0; i < p->count; i++) a[i] = m->first_stage ? a[i] + b[i] : b[i] + a[i];
         o->float_to_master(mine, a, p->count);
@@ -84,7 +79,7 @@ static int sum_tied_embeddings(gradient_sync *g, status *st) {
 /* Partial gradients of replicated tensors within [start, end), summed over tp once a step. */
 static int sum_partial(gradient_sync *g, size_t start, size_t end, status *st) {
     model *m = g->model;
-    comm *tp = axis(g, AXIS_TP);
+    comm *tp = device_axis(g, AXIS_TP);
     for (int i = 0; i < m->param_count && tp->size > 1; i++) {
         const param_tensor *p = &m->params[i];
         if (!p->tp_partial || g->tp_summed[i] || p->offset < start || p->offset >= end) continue;
@@ -145,7 +140,7 @@ int gradient_sync_reduce(gradient_sync *g, status *st) {
         if (reported && report_rest(g, st) != 0) return -1;
         return dp_finish(&g->dp, st);
     }
-    comm *dp = axis(g, AXIS_DP), *expert_dp = axis(g, AXIS_EXPERT_DP);
+    comm *dp = device_axis(g, AXIS_DP), *expert_dp = device_axis(g, AXIS_EXPERT_DP);
     for (int i = 0; i < m->param_count && dp->size > 1; i++) {
         const param_tensor *p = &m->params[i];
         comm *group = p->expert ? expert_dp : dp;

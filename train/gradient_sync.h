@@ -37,7 +37,6 @@ typedef struct gradient_sync {
     data_parallel dp;         /* used when expert parallelism is off */
     int dp_ready;
     float *host_scratch;      /* tied embeddings: both copies on the host, as float */
-    void *peer_copy;          /* tied embeddings: the other stage's copy as it arrives */
     uint8_t *tp_summed;       /* [param_count]: partial gradient already summed this step */
     int layers_reported;      /* this step's layers went to the buckets during backward */
     int buckets, early_buckets; /* last step: buckets, and those started during the backward */

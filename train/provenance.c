@@ -109,9 +109,12 @@ int provenance_write(const char *path, const config *c, const char *config_yaml,
     else fputs("null", out);
     fprintf(out, ", \"tokens\": %lld},\n", (long long)info->data_tokens);
     fprintf(out,
-            "  \"world\": {\"ranks\": %d, \"dp\": %d, \"tp\": %d, \"pp\": %d, \"ep\": %d},\n",
+            "  \"world\": {\"ranks\": %d, \"dp\": %d, \"tp\": %d, \"pp\": %d, \"ep\": %d, "
+            "\"comm\": ",
             info->world_size, info->world_size / (c->parallel.tp * c->parallel.pp), c->parallel.tp,
             c->parallel.pp, c->parallel.ep);
+    json_write_string(out, info->comm);
+    fputs("},\n", out);
     fputs("  \"hardware\": {\"host\": ", out);
     json_write_string(out, host);
     fputs(", \"cpu\": ", out);

@@ -22,6 +22,7 @@ typedef struct provenance_info {
     const char *tokenizer_checksum;  /* NULL when the data is pre-tokenized */
     int64_t data_tokens;
     int world_size;
+    const char *comm;                /* the communicator of the backend's buffers */
     const char *backend;
     const char *device_description;
     size_t parameters;

@@ -4,13 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int dtype_of(size_t bytes, comm_dtype *type) {
-    if (bytes == 4) *type = COMM_FLOAT32;
-    else if (bytes == 8) *type = COMM_FLOAT64;
-    else return -1;
-    return 0;
-}
-
 /* A failed collective leaves its group unusable: report and take the job down. */
 static void fail(shard_comm_context *x, const status *st) {
     fprintf(stderr, "cairn: %s\n", st->message);
@@ -52,7 +45,7 @@ static void exchange_counts(void *context, const int *send, int *recv, int per_p
     int64_t *out = x->counts, *in = x->counts + (size_t)size * per_peer;
     for (int i = 0; i < size * per_peer; i++) out[i] = send[i];
     status st;
-    if (comm_all_to_all(x->comm, out, in, (size_t)per_peer, COMM_INT64, &st) != 0) fail(x, &st);
+    if (comm_all_to_all(x->host, out, in, (size_t)per_peer, COMM_INT64, &st) != 0) fail(x, &st);
     for (int i = 0; i < size * per_peer; i++) recv[i] = (int)in[i];
 }
 
@@ -77,13 +70,14 @@ static void exchange_rows(void *context, const void *send, const int *send_rows,
         fail(x, &st);
 }
 
-static int context_init(shard_comm_context *x, comm *c, const ops *o, status *st) {
+static int context_init(shard_comm_context *x, comm *c, comm *host, const ops *o, status *st) {
     memset(x, 0, sizeof *x);
     x->comm = c;
-    if (dtype_of(o->act_bytes, &x->act) != 0 || dtype_of(o->master_bytes, &x->master) != 0)
+    x->host = host;
+    if (comm_float_dtype(o->act_bytes, &x->act) != 0 ||
+        comm_float_dtype(o->master_bytes, &x->master) != 0)
         return status_fail(st, "parallel: the %s backend's %zu-byte activations cannot go through "
-                           "the %s communicator (tensor and expert parallelism need fp32 or fp64 "
-                           "activations there)",
+                           "the %s communicator",
                            o->name, o->act_bytes, c->ops->name);
     x->row_counts = malloc(sizeof *x->row_counts * 4 * (size_t)c->size);
     if (!x->row_counts) return status_fail(st, "parallel: out of host memory");
@@ -93,11 +87,11 @@ static int context_init(shard_comm_context *x, comm *c, const ops *o, status *st
 int shard_comm_bind(shard_comm *sc, model_shard *shard, parallel_topology *t, const ops *o,
                     status *st) {
     memset(sc, 0, sizeof *sc);
-    comm *tp = &t->comms[AXIS_TP], *ep = &t->comms[AXIS_EP];
+    comm *tp = t->device[AXIS_TP], *ep = t->device[AXIS_EP];
     shard->tp = (tensor_parallel){tp->rank, tp->size, &sc->tp, sum_act, sum_master, max_master};
     shard->ep = (expert_parallel){ep->rank, ep->size, &sc->ep, exchange_counts, exchange_rows};
-    if (tp->size > 1 && context_init(&sc->tp, tp, o, st) != 0) return -1;
-    if (ep->size > 1 && context_init(&sc->ep, ep, o, st) != 0) return -1;
+    if (tp->size > 1 && context_init(&sc->tp, tp, &t->comms[AXIS_TP], o, st) != 0) return -1;
+    if (ep->size > 1 && context_init(&sc->ep, ep, &t->comms[AXIS_EP], o, st) != 0) return -1;
     return 0;
 }
 

@@ -3,7 +3,8 @@
  *
  * Contract: `shard_comm_bind` fills shard->tp and shard->ep from the tp and ep communicators of
  * `t` for buffers of the backend `o` (act and master element types must be ones the
- * communicator carries: fp32 or fp64; the error names the backend otherwise). The hooks cannot
+ * communicator carries: bf16, fp32 or fp64; the error names the backend otherwise). Rows and sums
+ * travel on the topology's device communicators, expert counts on its host ones. The hooks cannot
  * return errors (the model's passes do not fail): a failed collective prints its one-line
  * message and aborts the job, as a timed-out one does. `sc` must outlive the model. */
 #ifndef CAIRN_SHARD_COMM_H
@@ -17,7 +18,8 @@
 #include "train/model.h"
 
 typedef struct shard_comm_context {
-    comm *comm;
+    comm *comm;            /* the backend's buffers */
+    comm *host;            /* host memory: the expert-parallel counts */
     comm_dtype act, master;
     int64_t *counts;       /* [2 × size × per_peer]: counts as the communicator carries them */
     size_t *row_counts;    /* [4 × size]: element counts and offsets of an exchange */

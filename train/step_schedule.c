@@ -9,9 +9,7 @@ int step_schedule_init(step_schedule *s, model *m, comm *pp, int micro_steps, st
     s->pp = pp && pp->size > 1 ? pp : NULL;
     s->micro_steps = micro_steps;
     s->slots = m->shard.slots;
-    if (m->ops->act_bytes == 4) s->act = COMM_FLOAT32;
-    else if (m->ops->act_bytes == 8) s->act = COMM_FLOAT64;
-    else if (s->pp)
+    if (comm_float_dtype(m->ops->act_bytes, &s->act) != 0 && s->pp)
         return status_fail(st, "parallel.pp: the %s backend's %zu-byte activations cannot go "
                            "through the %s communicator",
                            m->ops->name, m->ops->act_bytes, s->pp->ops->name);

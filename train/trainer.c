@@ -13,6 +13,7 @@
 #include "checkpoint/checkpoint.h"
 #include "data/split.h"
 #include "common/json.h"
+#include "train/device.h"
 #include "train/provenance.h"
 #include "train/schedule.h"
 #include "train/signals.h"
@@ -241,6 +242,7 @@ static int open_outputs(trainer *t, const config *written, const char *command_l
                             .tokenizer_checksum = tokenizer_checksum,
                             .data_tokens = data_loader_total_tokens(t->loader),
                             .world_size = t->world_size,
+                            .comm = t->topology.device_kind,
                             .backend = t->ops->name,
                             .device_description = device_description,
                             .parameters = t->model.total_params,
@@ -268,6 +270,12 @@ static int open_rank(trainer *t, const config *c, const char *device_description
                      void *note_context, status *st) {
     if (topology_create(&t->topology, &c->parallel, st) != 0) return -1;
     t->has_topology = 1;
+    comm_kind kind;
+    comm_device_memory memory = {t->ops->copy_to_host, t->ops->copy_to_device};
+    if (t->topology.grid.size[AXIS_WORLD] > 1 &&
+        (device_comm_choose(c->parallel.comm, t->ops, t->topology.ranks_on_node, &kind, st) != 0 ||
+         topology_attach_device(&t->topology, kind, t->ops->host_memory ? NULL : &memory, st) != 0))
+        return -1;
     const parallel_grid *g = &t->topology.grid;
     t->world_size = g->size[AXIS_WORLD];
     t->world_rank = g->rank[AXIS_WORLD];
@@ -279,13 +287,13 @@ static int open_rank(trainer *t, const config *c, const char *device_description
                         make_directories(c->checkpoint.dir, st) != 0))
         return -1;
     if (create_model(t, st) != 0) return -1;
-    if (t->use_zero ? zero_create(&t->zero, &t->topology.comms[AXIS_DP], t->ops, &c->optim,
+    if (t->use_zero ? zero_create(&t->zero, t->topology.device[AXIS_DP], t->ops, &c->optim,
                                   t->model.total_params, t->model.decayed_params, ZERO_ALIGN, st)
                     : optimizer_create(&t->optimizer, t->ops, &c->optim, t->model.total_params,
                                        t->model.decayed_params, st))
         return -1;
     if (choose_writers(t, st) != 0) return -1;
-    if (step_schedule_init(&t->schedule, &t->model, &t->topology.comms[AXIS_PP], t->micro_steps,
+    if (step_schedule_init(&t->schedule, &t->model, t->topology.device[AXIS_PP], t->micro_steps,
                            st) != 0 ||
         gradient_sync_init(&t->sync, &t->model, &t->topology, t->use_zero ? &t->zero.layout : NULL,
                            c->parallel.bucket_elements, st) != 0)
@@ -401,8 +409,12 @@ void trainer_close(trainer *t) {
 /* Bytes this rank's communicators have moved so far (the world's agreements included). */
 static double comm_bytes(const trainer *t) {
     double bytes = 0;
-    for (int axis = 0; t->has_topology && axis < AXIS_COUNT; axis++)
-        bytes += comm_bytes_total(&t->topology.comms[axis]);
+    for (int axis = 0; t->has_topology && axis < AXIS_COUNT; axis++) {
+        const parallel_topology *topology = &t->topology;
+        bytes += comm_bytes_total(&topology->comms[axis]);
+        if (topology->device[axis] != &topology->comms[axis])
+            bytes += comm_bytes_total(topology->device[axis]);
+    }
     return bytes;
 }
 
@@ -473,7 +485,16 @@ int trainer_step(trainer *t, trainer_step_result *result, status *st) {
     result->tokens = t->tokens;
     result->seconds = now_seconds() - start;
     result->comm_bytes = comm_bytes(t) - bytes_before;
+    /* the rank that holds the most (pipeline stage 0 keeps the most activations) */
+    int64_t peak = (int64_t)o->peak_memory();
+    if (world_max(t, &peak, st) != 0) return -1;
+    result->peak_memory = peak;
     return 0;
+}
+
+double trainer_mfu(const trainer *t, double tok_per_s) {
+    double peak = t->ops->peak_flops() * t->world_size;
+    return peak > 0 ? tok_per_s * model_flops_per_token(&t->model) / peak : NAN;
 }
 
 /* The validation loop over windows of a file (r) or samples of a split (split); with a schedule
@@ -554,10 +575,10 @@ void trainer_write_metrics(trainer *t, const trainer_step_result *r, double elap
             (long long)r->loss_tokens);
     json_write_number(f, tok_per_s);
     fputs(", \"mfu\": ", f);
-    if (t->peak_flops > 0)
-        json_write_number(f, tok_per_s * model_flops_per_token(&t->model) / t->peak_flops);
-    else
-        fputs("null", f);
+    double mfu = trainer_mfu(t, tok_per_s);
+    if (isnan(mfu)) fputs("null", f);
+    else json_write_number(f, mfu);
+    fprintf(f, ", \"peak_memory_bytes\": %lld", (long long)r->peak_memory);
     fputs(", \"time_s\": ", f);
     json_write_number(f, elapsed);
     if (t->world_size > 1) {

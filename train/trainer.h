@@ -55,7 +55,6 @@ typedef struct trainer {
     int world_size, world_rank, dp_size;
     int reporter;         /* world rank 0: prints, writes config.yaml, run.json, metrics */
     int64_t tokens;       /* cumulative tokens trained on */
-    double peak_flops;    /* device peak for MFU; 0 on the CPU */
     FILE *metrics;
     int64_t step;         /* optimizer steps done: the next step is step + 1 */
     int64_t start_step;   /* the step this process started from (0, or the checkpoint's) */
@@ -69,6 +68,7 @@ typedef struct trainer_step_result {
     int64_t step, tokens, loss_tokens;
     double loss, aux_loss, z_loss, lr, grad_norm, seconds;
     double comm_bytes;  /* bytes this rank moved in the step's collectives (all axes) */
+    int64_t peak_memory; /* the backend's peak_memory so far on the rank that holds the most */
 } trainer_step_result;
 
 /* Resumes as checkpoint.resume says: auto (the newest usable checkpoint of checkpoint.dir, if
@@ -92,6 +92,10 @@ int trainer_save_checkpoint(trainer *t, char *path, size_t path_size, status *st
  * so that with several ranks it becomes an agreement (any rank asked → all stop at the same
  * step). Returns the signal, or 0. */
 int trainer_stop_requested(trainer *t);
+/* Model FLOPs utilisation of the whole job at tok_per_s tokens/s of the global batch: model
+ * FLOPs (model_flops_per_token) over the peak of every rank's device; NAN when the device's
+ * peak is unknown (the CPU). */
+double trainer_mfu(const trainer *t, double tok_per_s);
 /* val_loss: NAN when this step was not evaluated */
 void trainer_write_metrics(trainer *t, const trainer_step_result *r, double elapsed,
                            double val_loss);

@@ -170,7 +170,7 @@ void CPU_FN(attention_forward)(void *out_, void *lse_, const void *qkv_,
                 store_tile(o + t0 * s.out_row, s.out_row, w.out_tile, rows, 1, &s);
             }
         }
-        free(memory);
+        CPU_FN(free)(memory);
     }
 }
 
@@ -255,6 +255,6 @@ void CPU_FN(attention_backward)(void *dqkv_, const void *dout_, const void *qkv_
                 memcpy(dv + j * s.row, w.dvalues + (size_t)j * hdp, (size_t)hd * sizeof(real));
             }
         }
-        free(memory);
+        CPU_FN(free)(memory);
     }
 }

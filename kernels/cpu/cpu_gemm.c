@@ -131,9 +131,9 @@ static void gemm_tiles(const gemm_args *g, int use_blas) {
                 packed_tile(g, i0, rows, j0, width, &buffers);
             }
         }
-        free(buffers.a);
-        free(buffers.b);
-        free(buffers.c);
+        CPU_FN(free)(buffers.a);
+        CPU_FN(free)(buffers.b);
+        CPU_FN(free)(buffers.c);
     }
 }
 

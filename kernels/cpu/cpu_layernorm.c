@@ -57,5 +57,5 @@ void CPU_FN(layernorm_backward)(void *dinp_, void *dweight, void *dbias, const v
     }
     CPU_FN(add_partials)(dweight, partials, chunks, C);
     CPU_FN(add_partials)(dbias, partials + (size_t)chunks * C, chunks, C);
-    free(partials);
+    CPU_FN(free)(partials);
 }

@@ -12,6 +12,10 @@ static const ops table = {
     .act_bytes = sizeof(real),
     .master_bytes = sizeof(real),
     .compute_aliases_master = 1,
+    .host_memory = 1,
+    .describe = CPU_FN(describe),
+    .peak_flops = CPU_FN(peak_flops),
+    .peak_memory = CPU_FN(peak_memory),
 
     .alloc = CPU_FN(alloc),
     .free = CPU_FN(free),

@@ -69,6 +69,9 @@ static inline int chunk_end(int chunk, int N) {
 /* ---- cpu_memory.c ---- */
 void *CPU_FN(alloc)(size_t bytes);
 void CPU_FN(free)(void *ptr);
+size_t CPU_FN(peak_memory)(void);
+double CPU_FN(peak_flops)(void);
+void CPU_FN(describe)(char *out, size_t size);
 void CPU_FN(copy)(void *dst, const void *src, size_t bytes);
 void CPU_FN(zero)(void *ptr, size_t bytes);
 void CPU_FN(synchronize)(void);

@@ -52,7 +52,7 @@ void CPU_FN(rmsnorm_backward)(void *dinp_, void *dweight, const void *dout_, con
         }
     }
     CPU_FN(add_partials)(dweight, partials, chunks, C);
-    free(partials);
+    CPU_FN(free)(partials);
 }
 
 void CPU_FN(qk_norm_forward)(void *out_qkv_, void *rstd_, const void *inp_qkv_,
@@ -101,5 +101,5 @@ void CPU_FN(qk_norm_backward)(void *dinp_qkv_, void *dq_weight, void *dk_weight,
     }
     CPU_FN(add_partials)(dq_weight, partials, chunks, hd);
     CPU_FN(add_partials)(dk_weight, partials + (size_t)chunks * hd, chunks, hd);
-    free(partials);
+    CPU_FN(free)(partials);
 }

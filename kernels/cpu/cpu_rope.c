@@ -48,8 +48,8 @@ static void rope_rotate(real *qkv, const int32_t *positions, int N, int H, int K
             }
         }
     }
-    free(freq);
-    free(cos_sin);
+    CPU_FN(free)(freq);
+    CPU_FN(free)(cos_sin);
 }
 
 void CPU_FN(rope_forward)(void *qkv, const int32_t *positions, int N, int H, int KV, int hd,

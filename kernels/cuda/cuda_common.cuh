@@ -32,13 +32,18 @@ void cublas_check(cublasStatus_t status, const char *what, const char *file, int
 
 /* The backend's process-wide state, created once by ops_cuda. */
 typedef struct cuda_backend {
-    int device;
+    int device, device_count;
+    char name[256];     /* as the driver reports it */
+    double peak_flops;  /* dense bf16, 0 when unknown */
     int multiprocessors;
     cublasLtHandle_t lt;
     void *lt_workspace;
     size_t lt_workspace_bytes;
     void *scratch;  /* grown on demand; only valid until the next cuda_scratch call */
     size_t scratch_bytes;
+    void *allocation_list;  /* live allocations and their sizes (ops_cuda.cu) */
+    int allocations, allocation_capacity;
+    size_t held_bytes, peak_bytes;
 } cuda_backend;
 
 cuda_backend *cuda_backend_state(void);

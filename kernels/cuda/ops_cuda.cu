@@ -6,11 +6,65 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bf16.h"
 #include "kernels/cuda/cuda_common.cuh"
 
 /* One device per process: the only mutable static state of the backend. */
 static cuda_backend backend_state;
 static int backend_ready;
+
+/* ---- memory accounting (peak_memory): the sizes of live allocations, since cudaFree does not
+ * say how much it released. Few buffers live at once (arenas, optimizer state, test buffers),
+ * so a list searched from its end (the newest first) is enough. ---- */
+
+typedef struct allocation {
+    void *ptr;
+    size_t bytes;
+} allocation;
+
+static void count_allocation(cuda_backend *state, void *ptr, size_t bytes) {
+    if (state->allocations == state->allocation_capacity) {
+        int grown = state->allocation_capacity ? 2 * state->allocation_capacity : 64;
+        allocation *list =
+            (allocation *)realloc(state->allocation_list, (size_t)grown * sizeof *list);
+        if (!list) {
+            fprintf(stderr, "cuda: out of host memory for the allocation list\n");
+            abort();
+        }
+        state->allocation_list = list;
+        state->allocation_capacity = grown;
+    }
+    allocation *list = (allocation *)state->allocation_list;
+    list[state->allocations++] = allocation{ptr, bytes};
+    state->held_bytes += bytes;
+    if (state->held_bytes > state->peak_bytes) state->peak_bytes = state->held_bytes;
+}
+
+static void count_release(cuda_backend *state, void *ptr) {
+    allocation *list = (allocation *)state->allocation_list;
+    for (int i = state->allocations - 1; i >= 0; i--)
+        if (list[i].ptr == ptr) {
+            state->held_bytes -= list[i].bytes;
+            list[i] = list[--state->allocations];
+            return;
+        }
+}
+
+static void *device_malloc(size_t bytes) {
+    void *ptr = NULL;
+    if (cudaMalloc(&ptr, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError(); /* clear the error so later checks do not see it */
+        return NULL;
+    }
+    count_allocation(&backend_state, ptr, bytes);
+    return ptr;
+}
+
+static void device_free(void *ptr) {
+    if (!ptr) return;
+    count_release(&backend_state, ptr);
+    CUDA_CHECK(cudaFree(ptr));
+}
 
 void cuda_check(cudaError_t err, const char *what, const char *file, int line) {
     if (err == cudaSuccess) return;
@@ -33,10 +87,14 @@ void *cuda_scratch(size_t bytes) {
     cuda_backend *state = &backend_state;
     if (bytes <= state->scratch_bytes) return state->scratch;
     /* cudaFree waits for the device, so kernels still reading the old buffer finish first */
-    if (state->scratch) CUDA_CHECK(cudaFree(state->scratch));
+    device_free(state->scratch);
     size_t grown = state->scratch_bytes * 2 > bytes ? state->scratch_bytes * 2 : bytes;
     grown = (grown + 255) / 256 * 256;
-    CUDA_CHECK(cudaMalloc(&state->scratch, grown));
+    state->scratch = device_malloc(grown);
+    if (!state->scratch) {
+        fprintf(stderr, "cuda: out of device memory for %zu bytes of scratch\n", grown);
+        abort();
+    }
     state->scratch_bytes = grown;
     return state->scratch;
 }
@@ -44,17 +102,26 @@ void *cuda_scratch(size_t bytes) {
 /* ---- memory ---- */
 
 static void *cuda_alloc(size_t bytes) {
-    void *ptr = NULL;
-    if (cudaMalloc(&ptr, bytes ? bytes : 1) != cudaSuccess) {
-        cudaGetLastError(); /* clear the sticky-free error so later checks do not see it */
-        return NULL;
-    }
-    CUDA_CHECK(cudaMemset(ptr, 0, bytes));
+    void *ptr = device_malloc(bytes);
+    if (ptr) CUDA_CHECK(cudaMemset(ptr, 0, bytes));
     return ptr;
 }
 
 static void cuda_free(void *ptr) {
-    if (ptr) CUDA_CHECK(cudaFree(ptr));
+    device_free(ptr);
+}
+
+static size_t cuda_peak_memory(void) {
+    return backend_state.peak_bytes;
+}
+
+static double cuda_peak_flops(void) {
+    return backend_state.peak_flops;
+}
+
+static void cuda_describe(char *out, size_t size) {
+    snprintf(out, size, "%s (GPU %d of %d)", backend_state.name, backend_state.device,
+             backend_state.device_count);
 }
 
 static void cuda_copy_to_device(void *dst, const void *host_src, size_t bytes) {
@@ -77,23 +144,7 @@ static void cuda_synchronize(void) {
     CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-/* ---- conversions: bf16 rounding on the host, round to nearest even ---- */
-
-static uint16_t host_float_to_bf16(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof bits);
-    if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x007fffffu))
-        return (uint16_t)((bits >> 16) | 0x0040u); /* quiet NaN stays NaN */
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    return (uint16_t)(bits >> 16);
-}
-
-static float host_bf16_to_float(uint16_t value) {
-    uint32_t bits = (uint32_t)value << 16;
-    float result;
-    memcpy(&result, &bits, sizeof result);
-    return result;
-}
+/* ---- conversions: bf16 rounding on the host (common/bf16.h) ---- */
 
 static void *host_buffer(size_t bytes) {
     void *buffer = malloc(bytes ? bytes : 1);
@@ -107,13 +158,13 @@ static void *host_buffer(size_t bytes) {
 static void cuda_act_to_float(float *host, const void *act, size_t n) {
     uint16_t *staged = (uint16_t *)host_buffer(n * sizeof(uint16_t));
     CUDA_CHECK(cudaMemcpy(staged, act, n * sizeof(uint16_t), cudaMemcpyDeviceToHost));
-    for (size_t i = 0; i < n; i++) host[i] = host_bf16_to_float(staged[i]);
+    for (size_t i = 0; i < n; i++) host[i] = bf16_to_float(staged[i]);
     free(staged);
 }
 
 static void cuda_float_to_act(void *act, const float *host, size_t n) {
     uint16_t *staged = (uint16_t *)host_buffer(n * sizeof(uint16_t));
-    for (size_t i = 0; i < n; i++) staged[i] = host_float_to_bf16(host[i]);
+    for (size_t i = 0; i < n; i++) staged[i] = float_to_bf16(host[i]);
     CUDA_CHECK(cudaMemcpy(act, staged, n * sizeof(uint16_t), cudaMemcpyHostToDevice));
     free(staged);
 }
@@ -132,6 +183,10 @@ static const ops cuda_ops = {
     .act_bytes = sizeof(bf16),
     .master_bytes = sizeof(float),
     .compute_aliases_master = 0,
+    .host_memory = 0,
+    .describe = cuda_describe,
+    .peak_flops = cuda_peak_flops,
+    .peak_memory = cuda_peak_memory,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .copy_to_device = cuda_copy_to_device,
@@ -188,7 +243,26 @@ static int fail(char *why, size_t why_size, const char *what, cudaError_t err) {
     return -1;
 }
 
-static int backend_init(cuda_backend *state, char *why, size_t why_size) {
+/* Dense bf16 tensor-core peaks (FLOP/s, fp32 accumulation) from the vendor's data sheets, by
+ * the name the driver reports; the most specific names come first. Unknown GPUs get 0 and no
+ * MFU rather than a guess. */
+static double datasheet_peak_flops(const char *name) {
+    static const struct {
+        const char *name;
+        double flops;
+    } peaks[] = {
+        {"GH200", 989.4e12}, {"H200", 989.4e12},   {"H100 PCIe", 756.5e12},
+        {"H100 NVL", 835.5e12}, {"H100", 989.4e12}, {"H800", 989.4e12},
+        {"GB200", 2500e12},  {"B200", 2250e12},    {"B100", 1750e12},
+        {"A100", 312e12},    {"A800", 312e12},     {"L40S", 362.05e12},
+        {"A10G", 70e12},     {"L4", 121e12},
+    };
+    for (size_t i = 0; i < sizeof peaks / sizeof *peaks; i++)
+        if (strstr(name, peaks[i].name)) return peaks[i].flops;
+    return 0;
+}
+
+static int backend_init(cuda_backend *state, int local_rank, char *why, size_t why_size) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) return fail(why, why_size, "cudaGetDeviceCount", err);
@@ -196,8 +270,10 @@ static int backend_init(cuda_backend *state, char *why, size_t why_size) {
         if (why && why_size) snprintf(why, why_size, "cudaGetDeviceCount: no CUDA device");
         return -1;
     }
-    if ((err = cudaGetDevice(&state->device)) != cudaSuccess)
-        return fail(why, why_size, "cudaGetDevice", err);
+    state->device_count = count;
+    state->device = (local_rank > 0 ? local_rank : 0) % count;
+    if ((err = cudaSetDevice(state->device)) != cudaSuccess)
+        return fail(why, why_size, "cudaSetDevice", err);
     cudaDeviceProp prop;
     if ((err = cudaGetDeviceProperties(&prop, state->device)) != cudaSuccess)
         return fail(why, why_size, "cudaGetDeviceProperties", err);
@@ -208,6 +284,8 @@ static int backend_init(cuda_backend *state, char *why, size_t why_size) {
         return -1;
     }
     state->multiprocessors = prop.multiProcessorCount;
+    snprintf(state->name, sizeof state->name, "%s", prop.name);
+    state->peak_flops = datasheet_peak_flops(prop.name);
     cublasStatus_t status = cublasLtCreate(&state->lt);
     if (status != CUBLAS_STATUS_SUCCESS) {
         if (why && why_size)
@@ -215,24 +293,33 @@ static int backend_init(cuda_backend *state, char *why, size_t why_size) {
         return -1;
     }
     state->lt_workspace_bytes = LT_WORKSPACE_BYTES;
-    if ((err = cudaMalloc(&state->lt_workspace, state->lt_workspace_bytes)) != cudaSuccess) {
+    if (!(state->lt_workspace = device_malloc(state->lt_workspace_bytes))) {
         cublasLtDestroy(state->lt);
-        return fail(why, why_size, "cudaMalloc (cuBLASLt workspace)", err);
+        return fail(why, why_size, "cudaMalloc (cuBLASLt workspace)", cudaErrorMemoryAllocation);
     }
     /* room for the kernels' static shared memory beside the dynamic part */
     int max_shared = (int)prop.sharedMemPerBlockOptin - 1024;
     if ((err = cuda_attention_init(max_shared)) != cudaSuccess ||
         (err = cuda_norms_init(max_shared)) != cudaSuccess) {
-        cudaFree(state->lt_workspace);
+        device_free(state->lt_workspace);
         cublasLtDestroy(state->lt);
         return fail(why, why_size, "cudaFuncSetAttribute (shared memory)", err);
     }
     return 0;
 }
 
-extern "C" const ops *ops_cuda(char *why, size_t why_size) {
+extern "C" const ops *ops_cuda(int local_rank, char *why, size_t why_size) {
     if (backend_ready) return &cuda_ops;
-    if (backend_init(&backend_state, why, why_size) != 0) return NULL;
+    if (backend_init(&backend_state, local_rank, why, why_size) != 0) return NULL;
     backend_ready = 1;
     return &cuda_ops;
+}
+
+extern "C" int ops_cuda_device_count(void) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return count;
 }

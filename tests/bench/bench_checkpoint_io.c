@@ -64,10 +64,9 @@ int main(int argc, char **argv) {
     }
     const ops *o;
     char device[256];
-    double peak;
     model m;
     optimizer opt;
-    if (device_select(DEVICE_CPU, &o, device, sizeof device, &peak, &st) != 0 ||
+    if (device_select(DEVICE_CPU, 0, &o, device, sizeof device, &st) != 0 ||
         model_create(&m, o, &c, c.data.eod_id, &st) != 0 ||
         optimizer_create(&opt, o, &c.optim, m.total_params, m.decayed_params, &st) != 0) {
         fprintf(stderr, "bench_checkpoint_io: %s\n", st.message);

@@ -280,7 +280,7 @@ static void bench_adamw(bench *b, size_t n) {
 int main(void) {
     char why[512] = "";
     bench b;
-    b.gpu = ops_cuda(why, sizeof why);
+    b.gpu = ops_cuda(0, why, sizeof why);
     if (!b.gpu) {
         printf("bench_ops_cuda: skipped: no CUDA device (%s)\n", why);
         return 77;

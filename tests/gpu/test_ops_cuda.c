@@ -716,7 +716,7 @@ int main(void) {
     char why[512] = "";
     harness h;
     memset(&h, 0, sizeof h);
-    h.gpu = ops_cuda(why, sizeof why);
+    h.gpu = ops_cuda(0, why, sizeof why);
     if (!h.gpu) {
         printf("test_ops_cuda: skipped: no CUDA device (%s)\n", why);
         return 77;

@@ -1,16 +1,35 @@
 /* Every collective of the MPI comm backend on every axis communicator of every grid that np ranks
  * allow (np = 2, 4, 8 under mpirun): the members of each communicator against the grid formula
  * written out here by hand, every operation's result against values computed by hand from the
- * members' world ranks, and the byte counters against the accounting formulas. */
+ * members' world ranks, and the byte counters against the accounting formulas. Then the same
+ * checks on the topology's device communicators staged through host buffers
+ * (parallel/comm_staged.h), with a stand-in "device" whose copies are counted: every result must
+ * come back through to_device, and the bytes must be counted on the staged comm only. */
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "common/bf16.h"
 
 #include "parallel/comm.h"
 #include "parallel/topology.h"
 #include "tests/parallel/mpi_check.h"
 
 #define COUNT 37 /* odd: no operation gets a count that happens to divide nicely */
+
+/* The stand-in device: host memory, with its copies counted (one process, one test). */
+static long copies_to_host, copies_to_device;
+
+static void count_to_host(void *host, const void *device, size_t bytes) {
+    memcpy(host, device, bytes);
+    copies_to_host++;
+}
+
+static void count_to_device(void *device, const void *host, size_t bytes) {
+    memcpy(device, host, bytes);
+    copies_to_device++;
+}
 
 /* world = tp_rank + tp · (dp_rank + dp · pp_rank), dp_rank = ep_rank + ep · expert_dp_rank */
 typedef struct hand_grid {
@@ -106,6 +125,28 @@ static void check_all_reduce(comm *c, const int *members, status *st) {
     int64_t sum = (int64_t)1 << 40;
     CHECK(comm_all_reduce(c, &sum, &sum, 1, COMM_INT64, COMM_SUM, st) == 0);
     CHECK(sum == ((int64_t)n << 40));
+    comm_reset_counters(c);
+
+    /* bf16 (the CUDA backend's activations): small integers, exact in bf16's 8 bits */
+    uint16_t h[COUNT];
+    for (int i = 0; i < COUNT; i++)
+        h[i] = float_to_bf16((float)(members[r] + 1 + i % 4));
+    CHECK(comm_all_reduce(c, h, h, COUNT, COMM_BFLOAT16, COMM_SUM, st) == 0);
+    good = 1;
+    for (int i = 0; i < COUNT; i++)
+        good &= bf16_to_float(h[i]) == (float)(member_sum + n * (i % 4));
+    CHECK_MSG(good, "all_reduce sum bf16 on %s", c->name);
+    check_bytes(c, COMM_ALL_REDUCE, 2.0 * (n - 1) / n * COUNT * 2);
+    for (int i = 0; i < COUNT; i++)
+        h[i] = float_to_bf16(-(float)members[r] - 0.5f * (float)(i % 4));
+    CHECK(comm_all_reduce(c, h, h, COUNT, COMM_BFLOAT16, COMM_MAX, st) == 0);
+    good = 1;
+    int member_min = members[0];
+    for (int j = 0; j < n; j++)
+        if (members[j] < member_min) member_min = members[j];
+    for (int i = 0; i < COUNT; i++)
+        good &= bf16_to_float(h[i]) == -(float)member_min - 0.5f * (float)(i % 4);
+    CHECK_MSG(good, "all_reduce max bf16 on %s", c->name);
     comm_reset_counters(c);
 }
 
@@ -262,6 +303,26 @@ static void check_all_to_all(comm *c, const int *members, status *st) {
     CHECK_MSG(good, "all_to_all_v on %s", c->name);
     size_t out = s - send_counts[r], in = q - recv_counts[r];
     check_bytes(c, COMM_ALL_TO_ALL, (double)(out > in ? out : in) * 8);
+
+    /* received blocks with a gap after each: the gaps keep what they held */
+    int64_t *spaced = malloc(((size_t)n * COUNT + (size_t)n) * sizeof *spaced);
+    for (int j = 0, at = 0; j < n; j++) {
+        recv_offsets[j] = (size_t)at;
+        at += (int)recv_counts[j] + 1;
+    }
+    for (int i = 0; i < n * COUNT + n; i++)
+        spaced[i] = -7;
+    CHECK(comm_all_to_all_v(c, send, send_counts, send_offsets, spaced, recv_counts, recv_offsets,
+                            COMM_INT64, st) == 0);
+    good = 1;
+    for (int j = 0; j < n; j++) {
+        for (size_t i = 0; i < recv_counts[j]; i++)
+            good &= spaced[recv_offsets[j] + i] == members[j] * 1000 + r * 100 + (int64_t)i;
+        good &= spaced[recv_offsets[j] + recv_counts[j]] == -7;
+    }
+    CHECK_MSG(good, "all_to_all_v into blocks with gaps on %s", c->name);
+    comm_reset_counters(c);
+    free(spaced);
     free(send);
     free(recv);
 }
@@ -324,6 +385,36 @@ static void check_grid(int world_rank, int world_size, int tp, int pp, int ep) {
     }
     CHECK(t.comms[AXIS_WORLD].size == world_size && t.comms[AXIS_DP].size == h.dp &&
           t.comms[AXIS_EXPERT_DP].size == h.dp / ep && t.comms[AXIS_MODEL].size == tp * pp);
+
+    /* the same operations on the device communicators, staged through host buffers */
+    comm_device_memory memory = {count_to_host, count_to_device};
+    CHECK(topology_attach_device(&t, COMM_MPI, &memory, &st) == 0);
+    CHECK(strcmp(t.device_kind, "mpi (host-staged)") == 0);
+    for (int axis = 0; axis < AXIS_COUNT; axis++) {
+        comm *c = t.device[axis];
+        int staged = axis != AXIS_WORLD && axis != AXIS_MODEL;
+        CHECK_MSG((c != &t.comms[axis]) == staged, "axis %s staged: %d", c->name, staged);
+        if (!staged) continue;
+        CHECK(c->size == t.comms[axis].size && c->rank == t.comms[axis].rank &&
+              strcmp(c->ops->name, "mpi (host-staged)") == 0);
+        int hand[8];
+        for (int i = 0; i < c->size; i++)
+            hand[i] = hand_member(&h, (parallel_axis)axis, i);
+        long to_device_before = copies_to_device, to_host_before = copies_to_host;
+        check_all_reduce(c, hand, &st);
+        /* fp32, fp64 in place, int64 max and sum, bf16 sum and max: each goes out and back */
+        CHECK_MSG(copies_to_device - to_device_before == 6 && copies_to_host - to_host_before == 6,
+                  "all_reduce on staged %s: %ld copies to the device, %ld to the host", c->name,
+                  copies_to_device - to_device_before, copies_to_host - to_host_before);
+        check_reduce_scatter(c, hand, &st);
+        check_all_gather(c, hand, &st);
+        check_point_to_point(c, hand, &st);
+        check_all_to_all(c, hand, &st);
+        check_overlap(c, &st);
+        CHECK_MSG(comm_bytes_total(&t.comms[axis]) == 0,
+                  "staged %s: the host comm counted %.0f bytes", c->name,
+                  comm_bytes_total(&t.comms[axis]));
+    }
     topology_destroy(&t);
 }
 

@@ -145,7 +145,8 @@ with tempfile.TemporaryDirectory() as tmp:
     # run.json says how the run was laid out
     with open(os.path.join(tmp, "llama-dp2-tp2-pp2", "run.json")) as f:
         world = json.load(f)["world"]
-    check(world == {"ranks": 8, "dp": 2, "tp": 2, "pp": 2, "ep": 1}, f"run.json world: {world}")
+    check(world == {"ranks": 8, "dp": 2, "tp": 2, "pp": 2, "ep": 1, "comm": "mpi"},
+          f"run.json world: {world}")
 
     # resume across layouts: the dp2×tp2 run's checkpoint of step 3 continues on pp2, on
     # tp2×pp2 and on one rank

@@ -36,9 +36,8 @@ static int setup_open(setup *s, int d_model, uint64_t seed) {
     s->c.train.micro_batch = s->c.train.global_batch = 1;
     s->c.optim.name = OPTIM_ADEMAMIX;
     char device[256];
-    double peak;
     if (config_resolve(&s->c, 1, &st) != 0 ||
-        device_select(DEVICE_CPU, &s->o, device, sizeof device, &peak, &st) != 0 ||
+        device_select(DEVICE_CPU, 0, &s->o, device, sizeof device, &st) != 0 ||
         model_create(&s->m, s->o, &s->c, -1, &st) != 0 ||
         optimizer_create(&s->opt, s->o, &s->c.optim, s->m.total_params, s->m.decayed_params, &st) !=
             0) {

@@ -105,10 +105,9 @@ int main(void) {
     c.train.micro_batch = c.train.global_batch = MICRO_BATCH;
     const ops *o;
     char device[256];
-    double peak;
     model m;
     if (config_resolve(&c, 1, &st) != 0 ||
-        device_select(DEVICE_CPU, &o, device, sizeof device, &peak, &st) != 0 ||
+        device_select(DEVICE_CPU, 0, &o, device, sizeof device, &st) != 0 ||
         model_create(&m, o, &c, -1, &st) != 0) {
         fprintf(stderr, "setup: %s\n", st.message);
         return 1;
