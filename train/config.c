@@ -13,6 +13,7 @@ static const char *const norm_words[] = {"rmsnorm", "layernorm", NULL};
 static const char *const activation_words[] = {"swiglu", "gelu", "xielu", NULL};
 static const char *const router_words[] = {"softmax", "sigmoid", NULL};
 static const char *const precision_words[] = {"fp32", "bf16", NULL};
+static const char *const recompute_words[] = {"none", "full", NULL};
 static const char *const optimizer_words[] = {"adamw", "ademamix", NULL};
 static const char *const schedule_words[] = {"constant", "cosine", "wsd", NULL};
 static const char *const goldfish_words[] = {"apertus", "coef", "static", NULL};
@@ -60,6 +61,7 @@ const config_key config_keys[] = {
     KEY("train.global_batch", KEY_INT, train.global_batch),
     ENUM_KEY("train.precision", train.precision, precision_words),
     KEY("train.grad_clip", KEY_DOUBLE, train.grad_clip),
+    ENUM_KEY("train.recompute", train.recompute, recompute_words),
     KEY("train.goldfish.enabled", KEY_BOOL, train.goldfish.enabled),
     KEY("train.goldfish.k", KEY_INT, train.goldfish.k),
     KEY("train.goldfish.h", KEY_INT, train.goldfish.h),
@@ -141,6 +143,7 @@ void config_defaults(config *c) {
     train->global_batch = 16;
     train->precision = PRECISION_FP32;
     train->grad_clip = 1.0;
+    train->recompute = RECOMPUTE_NONE;
     train->goldfish.enabled = 0;
     train->goldfish.k = 50;
     train->goldfish.h = 50;

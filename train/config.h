@@ -23,6 +23,7 @@ typedef enum { NORM_RMSNORM, NORM_LAYERNORM } norm_kind;
 typedef enum { ACTIVATION_SWIGLU, ACTIVATION_GELU, ACTIVATION_XIELU } activation_kind;
 typedef enum { ROUTER_SOFTMAX, ROUTER_SIGMOID } router_kind;
 typedef enum { PRECISION_FP32, PRECISION_BF16 } precision_kind;
+typedef enum { RECOMPUTE_NONE, RECOMPUTE_FULL } recompute_kind;
 typedef enum { OPTIM_ADAMW, OPTIM_ADEMAMIX } optimizer_kind;
 typedef enum { SCHEDULE_CONSTANT, SCHEDULE_COSINE, SCHEDULE_WSD } schedule_kind;
 typedef enum { GOLDFISH_APERTUS, GOLDFISH_COEF, GOLDFISH_STATIC } goldfish_variant;
@@ -64,6 +65,8 @@ typedef struct train_config {
     int micro_batch, global_batch;  /* sequences; global over all data-parallel ranks */
     precision_kind precision;
     double grad_clip;               /* 0: off */
+    recompute_kind recompute;       /* full: layers keep only their inputs and run their forward
+                                       again in the backward pass (memory for compute) */
     goldfish_config goldfish;
 } train_config;
 

@@ -255,6 +255,13 @@ static void *arena_take(arena *a, size_t elements, size_t element_bytes) {
     return a->base ? a->base + offset : NULL;
 }
 
+/* Activation sets (entries of m->acts) that own their buffers: with train.recompute every entry
+ * but the first keeps only its input (resid_in) and borrows everything else from the first. */
+static int owned_layer_sets(const model *m) {
+    int sets = m->shard.slots * m->shard.layers;
+    return m->recompute && sets > 1 ? 1 : sets;
+}
+
 #define ACT(n) arena_take(space, (size_t)(n), o->act_bytes)
 #define MASTER(n) arena_take(space, (size_t)(n), o->master_bytes)
 #define INT32(n) arena_take(space, (size_t)(n), sizeof(int32_t))
@@ -283,6 +290,7 @@ static void carve(model *m, arena *space) {
     for (int i = 0; i < slots * m->shard.layers; i++) {
         layer_activations *a = &m->acts[i];
         a->resid_in = ACT((size_t)N * d);
+        if (i >= owned_layer_sets(m)) continue;
         a->attn_norm_out = ACT((size_t)N * d);
         a->attn_norm_mean = MASTER(N);
         a->attn_norm_rstd = MASTER(N);
@@ -374,6 +382,7 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
     m->ops = o;
     m->cfg = cfg->model;
     m->shard = *shard;
+    m->recompute = cfg->train.recompute == RECOMPUTE_FULL;
     const model_config *c = &m->cfg;
     int tp = shard->tp.size;
     m->micro_batch = cfg->train.micro_batch;
@@ -417,7 +426,7 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
     int N = m->N, E = c->moe.experts, k = c->moe.top_k;
     size_t routed_rows = (size_t)N * (m->is_moe ? k : 0);
     int ep = shard->ep.size;
-    for (int i = 0; i < slots * layers && m->is_moe; i++) {
+    for (int i = 0; i < owned_layer_sets(m) && m->is_moe; i++) {
         layer_activations *a = &m->acts[i];
         a->routing = moe_routing_create(N, &c->moe);
         if (!a->routing) failed = 1;
@@ -445,6 +454,11 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
     m->host_losses = calloc(N, sizeof *m->host_losses);
     m->host_inputs = calloc(N, sizeof *m->host_inputs);
     m->host_targets = calloc(N, sizeof *m->host_targets);
+    for (int i = owned_layer_sets(m); i < slots * layers; i++) {
+        void *input = m->acts[i].resid_in;
+        m->acts[i] = m->acts[0];
+        m->acts[i].resid_in = input;
+    }
     if (failed || !m->host_positions || !m->host_doc_start || !m->host_losses || !m->host_inputs ||
         !m->host_targets) {
         model_destroy(m);
@@ -458,7 +472,7 @@ void model_destroy(model *m) {
     const ops *o = m->ops;
     if (!o) return;
     if (m->device_arena) o->free(m->device_arena);
-    for (int i = 0; m->acts && i < m->shard.slots * m->shard.layers; i++) {
+    for (int i = 0; m->acts && i < owned_layer_sets(m); i++) {
         moe_routing_destroy(m->acts[i].routing);
         free(m->acts[i].ep_send_rows);
         free(m->acts[i].ep_recv_rows);
@@ -624,7 +638,8 @@ static void activation_backward(const model *m, void *dinp, const void *dout, co
 }
 
 /* A two-layer MLP over `rows` rows: out = down(act(up(inp))). Hidden buffers
- * `pre` [rows][up_rows] and `hidden` [rows][F] are kept for backward. */
+ * `pre` [rows][up_rows] and `hidden` [rows][F] are kept for backward; out NULL (a
+ * recomputation for the backward pass) stops there, as the backward pass never reads out. */
 typedef struct mlp_weights {
     size_t up, up_bias, down, down_bias, alpha;
     int F, up_rows;
@@ -636,6 +651,7 @@ static void mlp_forward(const model *m, const mlp_weights *w, void *out, void *p
     int d = m->cfg.d_model;
     o->matmul_forward(pre, inp, weight(m, w->up), weight(m, w->up_bias), rows, d, w->up_rows);
     activation_forward(m, hidden, pre, rows, w->F, w->alpha);
+    if (!out) return;
     o->matmul_forward(out, hidden, weight(m, w->down), row_parallel_bias(m, w->down_bias), rows,
                       w->F, d);
 }
@@ -795,7 +811,11 @@ static void experts_backward(model *m, const layer_offsets *L, const layer_activ
 
 /* out [N][d] = Σ gates · experts(x) (+ shared experts(x)), x = mlp_norm_out. With tensor
  * parallelism every rank routes identically (same input, same router) and holds a slice of
- * every expert's hidden units, so out is summed over the ranks once at the end. */
+ * every expert's hidden units, so out is summed over the ranks once at the end. out NULL: a
+ * recomputation for the backward pass (train.recompute), which needs the routing, the experts'
+ * rows and outputs (the gates' gradient reads them) but neither the combined output nor a
+ * second count of the router's losses. Every rank of the tensor- and expert-parallel groups
+ * recomputes the same layer at the same point, so the exchanges stay matched. */
 static void moe_forward(model *m, int slot, int layer, void *out) {
     const ops *o = m->ops;
     const layer_offsets *L = &m->layers[layer];
@@ -805,8 +825,10 @@ static void moe_forward(model *m, int slot, int layer, void *out) {
     o->matmul_forward(a->router_logits, a->mlp_norm_out, weight(m, L->router), NULL, N, d, E);
     to_host_double(m, r->logits, a->router_logits, (size_t)N * E, o->act_bytes, o->act_to_float);
     moe_route(r);
-    m->aux_loss += r->aux_loss;
-    m->z_loss += r->z_loss;
+    if (out) {
+        m->aux_loss += r->aux_loss;
+        m->z_loss += r->z_loss;
+    }
     o->copy_to_device(a->slot, r->slot, sizeof(int32_t) * N * k);
     o->copy_to_device(a->row_token, r->row_token, sizeof(int32_t) * (r->rows ? r->rows : 1));
     from_host_double(m, a->gates, r->used_gates, (size_t)N * k, o->master_bytes,
@@ -821,13 +843,13 @@ static void moe_forward(model *m, int slot, int layer, void *out) {
     } else {
         experts_forward(m, L, a, r->expert_offset, E, a->expert_in, a->expert_out);
     }
-    o->moe_combine_forward(out, a->expert_out, a->gates, a->slot, N, k, d);
+    if (out) o->moe_combine_forward(out, a->expert_out, a->gates, a->slot, N, k, d);
     if (m->shared_ffn > 0) {
         mlp_weights w = shared_mlp(m, L);
-        mlp_forward(m, &w, m->dnorm, a->mlp_pre, a->mlp_act, a->mlp_norm_out, N);
-        o->accumulate(out, m->dnorm, (size_t)N * d);
+        mlp_forward(m, &w, out ? m->dnorm : NULL, a->mlp_pre, a->mlp_act, a->mlp_norm_out, N);
+        if (out) o->accumulate(out, m->dnorm, (size_t)N * d);
     }
-    tp_sum_act(m, out, (size_t)N * d);
+    if (out) tp_sum_act(m, out, (size_t)N * d);
 }
 
 /* m->dnorm = d(mlp_norm_out) given dout = d(out). Under tensor parallelism the experts' share
@@ -873,6 +895,10 @@ static void moe_backward(model *m, int slot, int layer, const void *dout) {
 
 /* -------------------------------------------------------------- layers ---- */
 
+/* out = the layer's output. out NULL: train.recompute's second forward pass, run by the backward
+ * pass from the saved input into the shared activation set; it refills every activation the
+ * backward pass reads (bit-identically: same input, weights and kernels) and skips what only
+ * the output needs (the MLP's output projection, its tensor-parallel sum, the residual add). */
 static void layer_forward(model *m, int slot, int i, void *out) {
     const ops *o = m->ops;
     const model_config *c = &m->cfg;
@@ -902,14 +928,15 @@ static void layer_forward(model *m, int slot, int i, void *out) {
 
     norm_forward(m, a->mlp_norm_out, a->mlp_norm_mean, a->mlp_norm_rstd, a->resid_mid,
                  L->mlp_norm_w, L->mlp_norm_b);
+    void *mlp_out = out ? m->scratch_d : NULL;
     if (m->is_moe) {
-        moe_forward(m, slot, i, m->scratch_d);
+        moe_forward(m, slot, i, mlp_out);
     } else {
         mlp_weights w = dense_mlp(m, L);
-        mlp_forward(m, &w, m->scratch_d, a->mlp_pre, a->mlp_act, a->mlp_norm_out, N);
-        tp_sum_act(m, m->scratch_d, nd);
+        mlp_forward(m, &w, mlp_out, a->mlp_pre, a->mlp_act, a->mlp_norm_out, N);
+        if (out) tp_sum_act(m, m->scratch_d, nd);
     }
-    o->add(out, a->resid_mid, m->scratch_d, nd);
+    if (out) o->add(out, a->resid_mid, m->scratch_d, nd);
 }
 
 /* On entry m->dresid = d(layer output); on exit m->dresid = d(layer input). Under tensor
@@ -1059,6 +1086,8 @@ void model_stage_backward(model *m, int slot) {
                       m->final_norm_rstd, m->final_norm_w, m->final_norm_b);
     }
     for (int i = m->shard.layers - 1; i >= 0; i--) {
+        /* only m->dresid is live between layers: the recomputation may use every other buffer */
+        if (m->recompute) layer_forward(m, slot, i, NULL);
         layer_backward(m, slot, i);
         if (!m->final_backward || !m->shard.grads_final) continue;
         /* the layer's weight gradients are complete: nothing later adds to them */

@@ -19,7 +19,13 @@
  * tensor this rank holds. The tensor-parallel all-reduces go through `tensor_parallel`, so the
  * model knows nothing about communicators. A stage keeps `slots` sets of activations, one per
  * micro-batch in flight (the 1F1B schedule needs stages - stage). Weights are initialised from
- * the global parameter order, so every layout starts from the single-rank model's weights. */
+ * the global parameter order, so every layout starts from the single-rank model's weights.
+ *
+ * Activation recomputation (train.recompute full, Megatron's full/uniform/1): each layer keeps
+ * only its input per slot; all its other activations live in one set shared by every layer and
+ * slot, which the backward pass of a layer refills by running that layer's forward again from
+ * its input. Results are bit-identical to keeping everything (same inputs, weights, kernels);
+ * the router's losses are counted once, in the forward pass proper. */
 #ifndef CAIRN_MODEL_H
 #define CAIRN_MODEL_H
 
@@ -108,6 +114,8 @@ typedef struct layer_offsets {
 
 typedef struct moe_routing moe_routing;
 
+/* With m->recompute every entry of m->acts shares one set of these buffers (and the host-side
+ * routing and expert-parallel plan), except resid_in, which is its own. */
 typedef struct layer_activations {
     void *resid_in;       /* [N][d] input of the layer (the residual stream) */
     void *attn_norm_out;  /* [N][d] */
@@ -153,6 +161,7 @@ typedef struct model {
     int is_moe;
     int first_stage, last_stage;  /* holds the embedding / the final norm, head and loss */
     int final_backward;           /* set by the caller: the next backward pass ends the step */
+    int recompute;                /* train.recompute full: layers keep only their inputs */
 
     int param_count;
     param_tensor *params;
@@ -172,7 +181,7 @@ typedef struct model {
     void *loss_weights;  /* master [N] */
     void *losses;        /* master [N] */
     void *row_max, *loss_stats;  /* master [N], [2N]: vocabulary-parallel cross-entropy */
-    layer_activations *acts;  /* [slots][shard.layers] */
+    layer_activations *acts;  /* [slots][shard.layers] (recompute: sharing all but resid_in) */
     void *stage_out;     /* [slots][N][d] output of the stage's last layer */
     void *resid_out;     /* [N][d] output of the last layer (slot 0's stage_out) */
     void *final_norm_out, *final_norm_mean, *final_norm_rstd;

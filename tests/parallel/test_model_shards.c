@@ -1,8 +1,9 @@
 /* Model shards against the whole model: tensor-parallel slices, pipeline stages and
  * expert-parallel groups.
  *
- * Run under mpirun with TP × EP × PP ranks (`test_model_shards TP PP EP`; ranks in Megatron's
- * order: tensor-parallel rank fastest, then the expert/data-parallel rank, then the stage).
+ * Run under mpirun with TP × EP × PP ranks (`test_model_shards TP PP EP [recompute]`; ranks in
+ * Megatron's order: tensor-parallel rank fastest, then the expert/data-parallel rank, then the
+ * stage).
  * The EP ranks are data-parallel ranks with their own micro-batches that share out the routed
  * experts. Every rank builds the whole model (the reference, which runs the micro-batches of
  * every data-parallel rank) and its own shard, with the tensor- and expert-parallel exchanges
@@ -12,7 +13,9 @@
  * and their gradients cross stage boundaries with MPI_Send/MPI_Recv. Checked, for several
  * architectures: every micro-batch's per-token losses on the last stage, and every gradient
  * slice the shard holds (partial gradients summed over the tensor-parallel group, the last
- * stage's copy of tied embeddings summed with the first stage's), against the whole model's. */
+ * stage's copy of tied embeddings summed with the first stage's), against the whole model's.
+ * With `recompute` the shard runs with train.recompute full (the whole model without), and
+ * dense models run with EP > 1 too (their EP ranks are plain data-parallel ranks). */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -121,7 +124,8 @@ static double relative_error(const float *a, const float *b, size_t n) {
     return diff / scale;
 }
 
-static void run_case(const shard_case *sc, int tp, int pp, int ep, int world_rank) {
+static void run_case(const shard_case *sc, int tp, int pp, int ep, int recompute,
+                     int world_rank) {
     int tp_rank = world_rank % tp, dp_rank = world_rank / tp % ep, stage = world_rank / (tp * ep);
     int next_stage = world_rank + tp * ep, previous_stage = world_rank - tp * ep;
     MPI_Comm tp_comm, dp_comm, embedding_comm;
@@ -136,7 +140,9 @@ static void run_case(const shard_case *sc, int tp, int pp, int ep, int world_ran
     config c;
     make_config(sc, &c);
     moe = c.model.moe.experts > 0;
-    if (ep > 1 && !moe) {
+    /* a dense model's EP ranks are plain data-parallel ranks: only the recompute run, which
+     * covers every parallel axis in one layout, checks them */
+    if (ep > 1 && !moe && !recompute) {
         MPI_Comm_free(&tp_comm);
         MPI_Comm_free(&dp_comm);
         if (embedding_comm != MPI_COMM_NULL) MPI_Comm_free(&embedding_comm);
@@ -150,6 +156,7 @@ static void run_case(const shard_case *sc, int tp, int pp, int ep, int world_ran
                          {dp_rank, ep, &dp_comm, exchange_counts, exchange_rows},
                          stage, pp, 0, 0, pipeline_slots(stage, pp, MICRO), 0, NULL, NULL};
     model_stage_layers(c.model.layers, stage, pp, &shard.first_layer, &shard.layers);
+    c.train.recompute = recompute ? RECOMPUTE_FULL : RECOMPUTE_NONE;
     CHECK_MSG(model_create_shard(&part, o, &c, EOD, &shard, &st) == 0, "%s", st.message);
     model_init_weights(&whole, c.run.seed);
     model_init_weights(&part, c.run.seed);
@@ -254,8 +261,8 @@ static void run_case(const shard_case *sc, int tp, int pp, int ep, int world_ran
     CHECK_MSG(held == total, "%s tp%d pp%d: shards count %lld parameters in the norm, model has %lld",
               sc->name, tp, pp, (long long)held, (long long)total);
     if (world_rank == 0)
-        printf("  %-28s tp%d pp%d ep%d  loss error %.1e  gradient error %.1e (%s)\n", sc->name, tp,
-               pp, ep, worst_loss, worst, worst_name);
+        printf("  %-28s tp%d pp%d ep%d%s  loss error %.1e  gradient error %.1e (%s)\n", sc->name,
+               tp, pp, ep, recompute ? " recompute" : "", worst_loss, worst, worst_name);
 
     model_destroy(&part);
     model_destroy(&whole);
@@ -271,12 +278,14 @@ int main(int argc, char **argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     int tp = argc > 2 ? atoi(argv[1]) : 1, pp = argc > 2 ? atoi(argv[2]) : 1;
     int ep = argc > 3 ? atoi(argv[3]) : 1;
+    int recompute = argc > 4 && strcmp(argv[4], "recompute") == 0;
     if (tp < 1 || pp < 1 || ep < 1 || tp * pp * ep != size) {
         if (rank == 0) fprintf(stderr, "test_model_shards: run with TP×PP×EP = %d ranks\n", size);
         MPI_Finalize();
         return 2;
     }
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_case(&cases[i], tp, pp, ep, rank);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        run_case(&cases[i], tp, pp, ep, recompute, rank);
     /* one verdict for the whole world */
     int failed = check_failed, passed = check_passed;
     MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
