@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "parallel/comm_mpi.h"
+#ifdef CAIRN_HAVE_CUDA
+#include "parallel/comm_nccl.h"
+#endif
 
 const char *parallel_axis_name(parallel_axis axis) {
     static const char *const names[AXIS_COUNT] = {"world", "tp",        "pp",   "dp",
@@ -183,17 +186,26 @@ int topology_attach_device(parallel_topology *t, comm_kind kind, const comm_devi
             return status_fail(st, "parallel.comm: nccl needs a backend with device memory");
         return 0;
     }
-    t->memory = *memory;
-    snprintf(t->device_kind, sizeof t->device_kind, kind == COMM_NCCL ? "nccl" : "mpi (host-staged)");
-    /* issue 7: the NCCL communicator is being written; until it lands nccl is refused */
+#ifndef CAIRN_HAVE_CUDA
     if (kind == COMM_NCCL)
-        return status_fail(st, "parallel.comm: nccl is not available in this build; use "
-                           "parallel.comm: mpi (host-staged) or auto");
+        return status_fail(st, "parallel.comm: nccl needs a build with CUDA and NCCL");
+#endif
+    t->memory = *memory;
+    snprintf(t->device_kind, sizeof t->device_kind,
+             kind == COMM_NCCL ? "nccl" : "mpi (host-staged)");
+    /* every rank walks the axes in the same order, so each NCCL initialisation finds its peers */
     for (int axis = 0; axis < AXIS_COUNT; axis++) {
         comm *host = &t->comms[axis];
         if (!carries_device_buffers((parallel_axis)axis) || !host->ops) continue;
         comm *device = &t->device_comms[axis];
-        if (comm_staged_create(device, host, &t->memory, st) != 0) return -1;
+        int rc;
+#ifdef CAIRN_HAVE_CUDA
+        if (kind == COMM_NCCL && host->size > 1)
+            rc = comm_nccl_create(device, host, st);
+        else
+#endif
+            rc = comm_staged_create(device, host, &t->memory, st);
+        if (rc != 0) return -1;
         t->device[axis] = device;
     }
     return 0;

@@ -70,8 +70,9 @@ void grid_members(const parallel_grid *g, parallel_axis axis, int *members);
 int topology_create(parallel_topology *t, const parallel_config *cfg, status *st);
 /* Communicators for the backend's buffers: memory NULL (host memory): the host comms, and kind
  * must be COMM_MPI; else COMM_MPI stages through host buffers with `memory`'s copies and
- * COMM_NCCL creates NCCL communicators on the current GPU (builds with CUDA only). Axes of one
- * rank get staged comms (nobody talks there, and NCCL state would be wasted). */
+ * COMM_NCCL creates NCCL communicators on the current GPU (builds with CUDA only; every rank
+ * must call this at the same time). Axes of one rank get staged comms (nobody talks there, and
+ * NCCL state would be wasted). On failure the comms made so far stay for topology_destroy. */
 int topology_attach_device(parallel_topology *t, comm_kind kind, const comm_device_memory *memory,
                            status *st);
 void topology_destroy(parallel_topology *t);

@@ -2,7 +2,7 @@
 
 #include <stdio.h>
 
-static int visible_gpus(void) {
+int device_visible_gpus(void) {
 #ifdef CAIRN_HAVE_CUDA
     return ops_cuda_device_count();
 #else
@@ -10,8 +10,8 @@ static int visible_gpus(void) {
 #endif
 }
 
-int device_comm_choose(comm_kind requested, const ops *o, int ranks_on_node, comm_kind *chosen,
-                       status *st) {
+int device_comm_choose(comm_kind requested, const ops *o, int ranks_on_node, int gpus,
+                       comm_kind *chosen, status *st) {
     if (o->host_memory) {
         if (requested == COMM_NCCL)
             return status_fail(st, "parallel.comm: nccl needs the CUDA backend, but this run "
@@ -20,14 +20,13 @@ int device_comm_choose(comm_kind requested, const ops *o, int ranks_on_node, com
         *chosen = COMM_MPI;
         return 0;
     }
-    int gpus = visible_gpus();
     if (requested == COMM_NCCL && ranks_on_node > gpus)
         return status_fail(st, "parallel.comm: nccl needs a GPU per rank, but %d ranks on this "
                            "node share %d GPU%s (NCCL refuses two ranks on one GPU); use "
                            "parallel.comm: mpi or auto",
                            ranks_on_node, gpus, gpus == 1 ? "" : "s");
-    /* auto stays on MPI until the NCCL communicator lands (topology_attach_device) */
-    *chosen = requested == COMM_AUTO ? COMM_MPI : requested;
+    if (requested == COMM_AUTO) requested = ranks_on_node <= gpus ? COMM_NCCL : COMM_MPI;
+    *chosen = requested;
     return 0;
 }
 

@@ -15,12 +15,15 @@
 int device_select(device_kind kind, int local_rank, const ops **out, char *description,
                   size_t description_size, status *st);
 
-/* The communicator for the backend's buffers under `parallel.comm: auto|mpi|nccl`: MPI when
- * the backend computes in host memory (nccl is then an error); with GPUs, auto takes NCCL when
- * each rank of the node has a GPU of its own (NCCL refuses two ranks on one GPU) and MPI through
- * host buffers otherwise, and nccl with fewer GPUs than ranks on the node is an error that says
- * so. */
-int device_comm_choose(comm_kind requested, const ops *o, int ranks_on_node, comm_kind *chosen,
-                       status *st);
+/* GPUs visible to this process (0 without CUDA in the build or a working driver). */
+int device_visible_gpus(void);
+
+/* The communicator for the backend's buffers under `parallel.comm: auto|mpi|nccl`, for a rank
+ * whose node runs `ranks_on_node` ranks on `gpus` visible GPUs: MPI when the backend computes in
+ * host memory (nccl is then an error); with GPUs, auto takes NCCL when each rank of the node has
+ * a GPU of its own (NCCL refuses two ranks on one GPU) and MPI through host buffers otherwise,
+ * and nccl with fewer GPUs than ranks on the node is an error that says so. */
+int device_comm_choose(comm_kind requested, const ops *o, int ranks_on_node, int gpus,
+                       comm_kind *chosen, status *st);
 
 #endif

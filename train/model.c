@@ -376,6 +376,31 @@ int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *
     return model_create_shard(m, o, cfg, eod_id, &whole, st);
 }
 
+/* 6 · active matmul parameters + attention, over the whole model's tensors (a shard's would
+ * count only its slice): the embedding counts once, as the LM head when tied; a token activates
+ * top_k of the routed experts. */
+static int whole_flops_per_token(const config *cfg, double *flops, status *st) {
+    const model_config *c = &cfg->model;
+    param_tensor *params;
+    int count;
+    if (model_param_layout(cfg, &params, &count, st) != 0) return -1;
+    double active = 0;
+    for (int i = 0; i < count; i++) {
+        const param_tensor *p = &params[i];
+        if (p->ndim != 2 || strcmp(p->name, "embed.positions") == 0) continue;
+        if (strcmp(p->name, "embed.tokens") == 0 && !c->tie_embeddings) continue;
+        active += (double)p->count;
+    }
+    free(params);
+    if (c->moe.experts > 0) {
+        int up_rows = c->activation == ACTIVATION_SWIGLU ? 2 * c->moe.ffn : c->moe.ffn;
+        double per_expert = (double)(up_rows + c->moe.ffn) * c->d_model;
+        active -= c->layers * per_expert * (c->moe.experts - c->moe.top_k);
+    }
+    *flops = 6.0 * active + 6.0 * c->layers * c->d_model * c->seq_len;
+    return 0;
+}
+
 int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
                        const model_shard *shard, status *st) {
     memset(m, 0, sizeof *m);
@@ -415,6 +440,10 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
     m->acts = calloc((size_t)slots * (layers ? layers : 1), sizeof *m->acts);
     if (!m->layers || !m->acts) return status_fail(st, "model: out of host memory");
     layout_model(m);
+    if (whole_flops_per_token(cfg, &m->flops_per_token, st) != 0) {
+        model_destroy(m);
+        return -1;
+    }
 
     arena measure = {NULL, 0};
     carve(m, &measure);
@@ -1109,18 +1138,4 @@ void model_forward(model *m, const int32_t *tokens, const float *loss_weights, d
 
 void model_backward(model *m) { model_stage_backward(m, 0); }
 
-double model_flops_per_token(const model *m) {
-    const model_config *c = &m->cfg;
-    double active = 0;
-    for (int i = 0; i < m->param_count; i++) {
-        const param_tensor *p = &m->params[i];
-        if (p->ndim != 2 || strcmp(p->name, "embed.positions") == 0) continue;
-        if (strcmp(p->name, "embed.tokens") == 0 && !c->tie_embeddings) continue;
-        active += (double)p->count;
-    }
-    if (m->is_moe) {
-        double per_expert = (double)(m->expert_up_rows + m->expert_ffn) * c->d_model;
-        active -= c->layers * per_expert * (c->moe.experts - c->moe.top_k);
-    }
-    return 6.0 * active + 6.0 * c->layers * c->d_model * m->seq_len;
-}
+double model_flops_per_token(const model *m) { return m->flops_per_token; }

@@ -167,6 +167,7 @@ typedef struct model {
     param_tensor *params;
     size_t total_params, decayed_params;  /* decayed tensors occupy [0, decayed_params) */
     size_t padded_params;                 /* elements of the master and gradient arenas */
+    double flops_per_token;               /* of the whole model (model_flops_per_token) */
     size_t embed_tokens, embed_positions, final_norm_w, final_norm_b, lm_head;
     layer_offsets *layers;  /* [shard.layers] */
 
@@ -249,8 +250,9 @@ void *model_stage_output(model *m, int slot);
 void *model_stage_grad(model *m);
 void model_zero_grads(model *m);
 
-/* Model FLOPs per token of a training step (6 · active matmul params + attention),
- * the same formula as the PyTorch peer (shared/bench/torch_ref.py). */
+/* Model FLOPs per token of a training step (6 · active matmul params + attention) of the whole
+ * model, whatever shard this rank holds: the same formula as the PyTorch peer
+ * (shared/bench/torch_ref.py). */
 double model_flops_per_token(const model *m);
 
 #endif

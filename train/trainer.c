@@ -273,7 +273,8 @@ static int open_rank(trainer *t, const config *c, const char *device_description
     comm_kind kind;
     comm_device_memory memory = {t->ops->copy_to_host, t->ops->copy_to_device};
     if (t->topology.grid.size[AXIS_WORLD] > 1 &&
-        (device_comm_choose(c->parallel.comm, t->ops, t->topology.ranks_on_node, &kind, st) != 0 ||
+        (device_comm_choose(c->parallel.comm, t->ops, t->topology.ranks_on_node,
+                            device_visible_gpus(), &kind, st) != 0 ||
          topology_attach_device(&t->topology, kind, t->ops->host_memory ? NULL : &memory, st) != 0))
         return -1;
     const parallel_grid *g = &t->topology.grid;

@@ -54,6 +54,16 @@ for program in test_ops_cuda bench_ops_cuda; do
         seconds+=(0)
     fi
 done
+# NCCL takes one rank per GPU; as root Open MPI wants the OMPI_ALLOW_RUN_AS_ROOT pair
+if path=$(find_program test_comm_nccl); then
+    gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+    run_step test_comm_nccl env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+        "${MPIRUN:-mpirun}" -np "$(( gpus > 0 ? gpus : 1 ))" "$path"
+else
+    names+=(test_comm_nccl)
+    results+=("FAIL (not built in $build)")
+    seconds+=(0)
+fi
 if path=$(find_program cairn); then
     run_step train_cpu_vs_cuda "$here/train_cpu_vs_cuda.sh" "$path"
 else

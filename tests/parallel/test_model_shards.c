@@ -158,6 +158,10 @@ static void run_case(const shard_case *sc, int tp, int pp, int ep, int recompute
     model_stage_layers(c.model.layers, stage, pp, &shard.first_layer, &shard.layers);
     c.train.recompute = recompute ? RECOMPUTE_FULL : RECOMPUTE_NONE;
     CHECK_MSG(model_create_shard(&part, o, &c, EOD, &shard, &st) == 0, "%s", st.message);
+    /* MFU's numerator is the whole model's, whatever slice a rank holds */
+    CHECK_MSG(model_flops_per_token(&part) == model_flops_per_token(&whole),
+              "%s tp%d pp%d ep%d: flops per token %.6g on a shard, %.6g on the whole model",
+              sc->name, tp, pp, ep, model_flops_per_token(&part), model_flops_per_token(&whole));
     model_init_weights(&whole, c.run.seed);
     model_init_weights(&part, c.run.seed);
     model_zero_grads(&whole);
