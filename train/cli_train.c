@@ -249,7 +249,7 @@ static int train_rank(int argc, char **argv, config *cp, int is_default, const p
         }
         int stop = step < c.run.steps ? trainer_stop_requested(&t) : 0;
         if ((c.checkpoint.every > 0 && step % c.checkpoint.every == 0) || stop ||
-            step == c.run.steps) {
+            (step == c.run.steps && c.checkpoint.at_end)) {
             if (save_checkpoint(&t, p) != 0) {
                 trainer_close(&t);
                 return 1;

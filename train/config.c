@@ -94,6 +94,7 @@ const config_key config_keys[] = {
     KEY("checkpoint.dir", KEY_STRING, checkpoint.dir),
     KEY("checkpoint.every", KEY_INT64, checkpoint.every),
     KEY("checkpoint.keep", KEY_INT, checkpoint.keep),
+    KEY("checkpoint.at_end", KEY_BOOL, checkpoint.at_end),
     KEY("checkpoint.resume", KEY_STRING, checkpoint.resume),
     ENUM_KEY("device", device, device_words),
 };
@@ -183,6 +184,7 @@ void config_defaults(config *c) {
 
     c->checkpoint.every = 0;
     c->checkpoint.keep = 3;
+    c->checkpoint.at_end = 1;
     snprintf(c->checkpoint.resume, sizeof c->checkpoint.resume, "auto");
     c->device = DEVICE_AUTO;
 }

@@ -123,6 +123,7 @@ typedef struct checkpoint_config {
     char dir[CONFIG_STRING];     /* default: <out_dir>/checkpoints */
     int64_t every;               /* 0: no periodic saves */
     int keep;                    /* 0: keep all */
+    int at_end;                  /* save when the run reaches run.steps */
     char resume[CONFIG_STRING];  /* "auto", "none" or a path */
 } checkpoint_config;
 

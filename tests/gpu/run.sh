@@ -1,15 +1,39 @@
 #!/usr/bin/env bash
-# Runs the GPU tests and benchmarks from an existing build folder (builds nothing):
-#   tests/gpu/run.sh [BUILD_DIR]      (default: build-cuda)
-# Programs are looked up in BUILD_DIR/tests/ and then BUILD_DIR/ (a flat folder of
-# binaries carried to a GPU host works too). Each step's output goes to the
-# terminal and to LOG_DIR (default BUILD_DIR/gpu-logs; $OUT when set). Ends with
-# one table: step, result (pass / FAIL / skipped), seconds. Exit 1 if a step failed.
+# Runs every GPU check and benchmark from an existing build folder (builds nothing):
+#   tests/gpu/run.sh [BUILD_DIR] [checks|bench|all]      (defaults: build-gpu, all)
+#   tests/gpu/run.sh --stage BUILD DEST                  (here, before a GPU lease)
+# --stage copies what the run needs from a build (cairn, the GPU test programs) and the
+# libyaml the GPU host may lack into DEST, a flat folder small enough to carry (~13 MB).
+# Programs are looked up in BUILD_DIR/tests/ and then BUILD_DIR/; BUILD_DIR is put on
+# LD_LIBRARY_PATH. Each step's output goes to the terminal and to LOG_DIR (default
+# BUILD_DIR/gpu-logs; $OUT when set).
+#   checks: test_ops_cuda (every op against the CPU backend), test_comm_nccl (one rank per GPU),
+#           train_cpu_vs_cuda (llama, gpt2, MoE training against the CPU), train_layouts
+#           (resume on the GPU; dp/tp/pp/ZeRO/ep layouts with several ranks on one GPU)
+#   bench:  bench_ops_cuda and bench_torch_ops (op timings), gpu_vs_torch (end to end against
+#           shared/bench/torch_ref.py; BENCH_MODELS, PEERS and STEPS pass through)
+# Ends with one table: step, result (pass / FAIL / skipped), seconds. Exit 1 if a step failed.
 set -u
-build=${1:-build-cuda}
 here=$(cd "$(dirname "$0")" && pwd)
+if [ "${1:-}" = --stage ]; then
+    build=$2 dest=$3
+    mkdir -p "$dest"
+    for program in cairn tests/test_ops_cuda tests/bench_ops_cuda tests/test_comm_nccl; do
+        cp "$build/$program" "$dest/" || exit 1
+    done
+    cp -L "$(ldconfig -p | awk '/libyaml-0.so.2 / {print $NF; exit}')" "$dest/libyaml-0.so.2" || exit 1
+    echo "staged $(du -sh "$dest" | cut -f1) in $dest"
+    exit 0
+fi
+build=${1:-build-gpu}
+what=${2:-all}
 log_dir=${OUT:-$build/gpu-logs}
 mkdir -p "$log_dir"
+build_path=$(cd "$build" && pwd)
+export LD_LIBRARY_PATH="$build_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null |
+    sed 's/^/device: /'
 
 names=()
 results=()
@@ -23,6 +47,12 @@ find_program() {
         fi
     done
     return 1
+}
+
+missing() {
+    names+=("$1")
+    results+=("FAIL (not in $build)")
+    seconds+=(0)
 }
 
 # run_step NAME COMMAND...: exit 0 pass, 77 skipped, anything else FAIL
@@ -42,38 +72,41 @@ run_step() {
     esac
     names+=("$name")
     results+=("$result")
-    seconds+=("$(( (end - start) / 1000000000 )).$(( (end - start) / 100000000 % 10 ))")
+    seconds+=("$(((end - start) / 1000000000)).$(((end - start) / 100000000 % 10))")
 }
 
-for program in test_ops_cuda bench_ops_cuda; do
-    if path=$(find_program "$program"); then
-        run_step "$program" "$path"
+if [ "$what" = checks ] || [ "$what" = all ]; then
+    if path=$(find_program test_ops_cuda); then run_step test_ops_cuda "$path"; else missing test_ops_cuda; fi
+    # NCCL takes one rank per GPU
+    if path=$(find_program test_comm_nccl); then
+        gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+        run_step test_comm_nccl "${MPIRUN:-mpirun}" -np "$((gpus > 0 ? gpus : 1))" "$path"
     else
-        names+=("$program")
-        results+=("FAIL (not built in $build)")
+        missing test_comm_nccl
+    fi
+    if path=$(find_program cairn); then
+        run_step train_cpu_vs_cuda "$here/train_cpu_vs_cuda.sh" "$path"
+        run_step train_layouts "$here/train_layouts.sh" "$path"
+    else
+        missing cairn
+    fi
+fi
+if [ "$what" = bench ] || [ "$what" = all ]; then
+    if path=$(find_program bench_ops_cuda); then run_step bench_ops_cuda "$path"; else missing bench_ops_cuda; fi
+    python=${PYTHON:-python3}
+    if "$python" -c "import torch" 2>/dev/null; then
+        run_step bench_torch_ops "$python" "$here/bench_torch_ops.py"
+        torch_ref=$here/../../shared/bench/torch_ref.py
+        [ -f "$torch_ref" ] || torch_ref=$here/../../../shared/bench/torch_ref.py
+        if path=$(find_program cairn); then
+            # shellcheck disable=SC2086 # BENCH_MODELS is a list of words
+            run_step gpu_vs_torch "$here/../bench/gpu_vs_torch.sh" "$path" "$torch_ref" ${BENCH_MODELS:-}
+        fi
+    else
+        names+=(bench_torch_ops)
+        results+=("skipped (no torch)")
         seconds+=(0)
     fi
-done
-# NCCL takes one rank per GPU; as root Open MPI wants the OMPI_ALLOW_RUN_AS_ROOT pair
-if path=$(find_program test_comm_nccl); then
-    gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
-    run_step test_comm_nccl env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-        "${MPIRUN:-mpirun}" -np "$(( gpus > 0 ? gpus : 1 ))" "$path"
-else
-    names+=(test_comm_nccl)
-    results+=("FAIL (not built in $build)")
-    seconds+=(0)
-fi
-if path=$(find_program cairn); then
-    run_step train_cpu_vs_cuda "$here/train_cpu_vs_cuda.sh" "$path"
-else
-    names+=(train_cpu_vs_cuda)
-    results+=("FAIL (cairn not in $build)")
-    seconds+=(0)
-fi
-python=${PYTHON:-python3}
-if "$python" -c "import torch" 2>/dev/null; then
-    run_step bench_torch_ops "$python" "$here/bench_torch_ops.py"
 fi
 
 echo

@@ -7,8 +7,12 @@ set -u
 cairn=$(realpath "$1")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cd "$work"
+cd "$work" || exit 1
 if ! "$cairn" --version | grep -q cuda; then echo "skipped: cairn built without CUDA"; exit 77; fi
+if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    echo "skipped: no GPU (nvidia-smi lists none)"
+    exit 77
+fi
 python3 -c "
 import random; random.seed(1)
 w=[''.join(random.choice('abcdefghijklmnop') for _ in range(random.randint(2,8))) for _ in range(300)]
@@ -16,7 +20,6 @@ open('c.txt','w').write('\n\n'.join(' '.join(random.choice(w[:40+i%200]) for _ i
 "$cairn" prepare --tokenizer bytes --output data c.txt 2>/dev/null || exit 1
 failed=0
 for arch in llama gpt2 moe; do
-  extra=""
   case $arch in
     llama) model="arch: llama, qk_norm: true, activation: swiglu" ;;
     gpt2) model="arch: gpt2" ;;

@@ -129,6 +129,9 @@ def retention():
     names = sorted(os.listdir("keep/checkpoints"))
     check(names == ["step-00000008.h5", "step-00000008.h5.done", "step-00000010.h5", "step-00000010.h5.done"],
           f"keep=2 leaves the two newest complete checkpoints: {names}")
+    cfg = config("no-final", every=4, steps=10)
+    run("train", cfg, "--set", "run.out_dir=no-final", "--set", "checkpoint.at_end=false")
+    check(steps_in("no-final") == [4, 8], f"at_end=false saves only the periodic steps: {steps_in('no-final')}")
 
 
 def damaged_and_incomplete():

@@ -76,6 +76,7 @@ static void test_defaults(void) {
     CHECK(c.data.eod_id == -1 && c.data.mask_eod_input);
     CHECK(strcmp(c.checkpoint.dir, "runs/tiny/checkpoints") == 0);
     CHECK(strcmp(c.checkpoint.resume, "auto") == 0 && c.checkpoint.keep == 3);
+    CHECK(c.checkpoint.at_end);
     CHECK(strcmp(config_arch_name(ARCH_GPT2), "gpt2") == 0);
     CHECK(strcmp(config_activation_name(ACTIVATION_XIELU), "xielu") == 0);
     CHECK(strcmp(config_device_name(DEVICE_CUDA), "cuda") == 0);
@@ -147,6 +148,7 @@ static const char full_yaml[] =
     "  dir: ckpt\n"
     "  every: 50\n"
     "  keep: 0\n"
+    "  at_end: false\n"
     "  resume: none\n"
     "device: cpu\n";
 
@@ -189,6 +191,7 @@ static void test_full_file(void) {
     CHECK(c.parallel.zero == 0 && c.parallel.comm == COMM_MPI);
     CHECK(strcmp(c.checkpoint.dir, "ckpt") == 0 && c.checkpoint.every == 50);
     CHECK(c.checkpoint.keep == 0 && strcmp(c.checkpoint.resume, "none") == 0);
+    CHECK(!c.checkpoint.at_end);
     CHECK(c.device == DEVICE_CPU);
 }
 
