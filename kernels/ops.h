@@ -52,7 +52,7 @@ typedef struct ops {
     void (*copy_to_host)(void *host_dst, const void *src, size_t bytes);
     void (*copy_device)(void *dst, const void *src, size_t bytes);
     void (*zero)(void *ptr, size_t bytes);
-    void (*synchronize)(void);
+    void (*synchronize)(void); /* waits for the ops queued so far (not for communication) */
 
     /* ---- conversions (n elements) ---- */
     void (*master_to_act)(void *act, const void *master, size_t n);

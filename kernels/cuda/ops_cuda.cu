@@ -140,8 +140,10 @@ static void cuda_zero(void *ptr, size_t bytes) {
     CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, 0));
 }
 
+/* The compute stream only: NCCL's streams are non-blocking, so a device-wide wait here would
+ * also wait for the data-parallel buckets and pipeline sends in flight and undo the overlap. */
 static void cuda_synchronize(void) {
-    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
 }
 
 /* ---- conversions: bf16 rounding on the host (common/bf16.h) ---- */
