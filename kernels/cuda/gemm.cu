@@ -4,16 +4,26 @@
  * column-major [cols][rows], so out = inp · weightᵀ becomes outᵀ = weight' · inpᵀ.
  *
  * Matmul descriptors, layouts and the heuristic's algorithm are cached per
- * shape/alignment (a model uses a handful of shapes); the bias pointer is set
- * on the cached descriptor at each call, which is safe because cuBLASLt reads
- * it when the call is enqueued. */
+ * shape/alignment; the bias pointer is set on the cached descriptor at each
+ * call, which is safe because cuBLASLt reads it when the call is enqueued.
+ * The token-row dimension is cached by bucket (four per octave), not exactly:
+ * a routed expert's row count changes with every layer and step, and asking
+ * cuBLASLt's heuristic anew for each (tens to hundreds of microseconds on the
+ * host, and evicting the dense layers' plans) would starve the GPU. A plan
+ * serves any row count of its bucket: the layouts take the exact count at the
+ * call, and the algorithm is checked for it once per change of count (the
+ * heuristic runs for the exact shape in the rare case the check fails). */
 #include <string.h>
 
 #include "kernels/cuda/cuda_common.cuh"
 
+/* Which of n and k counts token rows (the dimension cached by bucket). */
+typedef enum { ROWS_ARE_N, ROWS_ARE_K } rows_dimension;
+
 typedef struct gemm_key {
     int transa, transb;
-    int m, n, k;
+    int m, n, k; /* the rows dimension holds its bucket */
+    int rows_are;
     int lda, ldb, ldd;
     int d_is_float;
     int bias;
@@ -25,12 +35,24 @@ typedef struct gemm_plan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, d;
     cublasLtMatmulAlgo_t algo;
+    int rows;            /* the row count the layouts and the algorithm hold now */
+    uint64_t last_used;  /* for eviction of the least recently used plan */
 } gemm_plan;
 
-enum { GEMM_PLANS = 64 };
+enum { GEMM_PLANS = 256 };
 /* Part of the backend's process-wide state (see cuda_common.cuh). */
 static gemm_plan gemm_plans[GEMM_PLANS];
-static int gemm_plan_count, gemm_plan_next;
+static int gemm_plan_count;
+static uint64_t gemm_calls;
+
+/* The bucket of a row count: rounded up to a multiple of a quarter of its power of two
+ * (16384 and 4096 stay, 1000 -> 1024, 2817 -> 3072), so a bucket overshoots by < 25 %. */
+static int rows_bucket(int rows) {
+    if (rows <= 64) return 64;
+    int step = 1;
+    while (step * 8 <= rows) step *= 2;
+    return (rows + step - 1) / step * step;
+}
 
 static int pointer_alignment(const void *p) {
     int align = 256;
@@ -45,8 +67,9 @@ static void plan_destroy(gemm_plan *plan) {
     cublasLtMatrixLayoutDestroy(plan->d);
 }
 
+static void choose_algorithm(gemm_plan *plan);
+
 static void plan_create(gemm_plan *plan, const gemm_key *key) {
-    cuda_backend *state = cuda_backend_state();
     plan->key = *key;
     cublasOperation_t opa = key->transa ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = key->transb ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -71,6 +94,14 @@ static void plan_create(gemm_plan *plan, const gemm_key *key) {
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, CUDA_R_16BF, b_rows, b_cols, key->ldb));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->d, d_type, key->m, key->n, key->ldd));
 
+    plan->rows = key->rows_are == ROWS_ARE_N ? key->n : key->k;
+    choose_algorithm(plan);
+}
+
+/* The heuristic's best algorithm for the plan's layouts as they are now. */
+static void choose_algorithm(gemm_plan *plan) {
+    cuda_backend *state = cuda_backend_state();
+    const gemm_key *key = &plan->key;
     cublasLtMatmulPreference_t preference;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
     uint64_t workspace = state->lt_workspace_bytes;
@@ -97,30 +128,69 @@ static void plan_create(gemm_plan *plan, const gemm_key *key) {
 }
 
 static gemm_plan *plan_for(const gemm_key *key) {
+    gemm_calls++;
     for (int i = 0; i < gemm_plan_count; i++)
-        if (memcmp(&gemm_plans[i].key, key, sizeof *key) == 0) return &gemm_plans[i];
+        if (memcmp(&gemm_plans[i].key, key, sizeof *key) == 0) {
+            gemm_plans[i].last_used = gemm_calls;
+            return &gemm_plans[i];
+        }
     gemm_plan *plan;
     if (gemm_plan_count < GEMM_PLANS) {
         plan = &gemm_plans[gemm_plan_count++];
     } else {
-        plan = &gemm_plans[gemm_plan_next];
-        gemm_plan_next = (gemm_plan_next + 1) % GEMM_PLANS;
+        plan = &gemm_plans[0];
+        for (int i = 1; i < GEMM_PLANS; i++)
+            if (gemm_plans[i].last_used < plan->last_used) plan = &gemm_plans[i];
         plan_destroy(plan);
     }
     plan_create(plan, key);
+    plan->last_used = gemm_calls;
     return plan;
 }
 
-/* D[m][n] (column-major) = op(A) · op(B) + beta · D, optionally + bias[m] */
+static void set_layout_size(cublasLtMatrixLayout_t layout, cublasLtMatrixLayoutAttribute_t which,
+                            int value) {
+    uint64_t size = (uint64_t)value;
+    CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, which, &size, sizeof size));
+}
+
+/* Gives the plan's layouts the exact row count and makes sure the algorithm runs it. The layouts
+ * are stored pre-transpose and column-major: n is D's columns and B's columns (B's rows when
+ * transposed); k is A's columns (rows when transposed) and B's rows (columns when transposed). */
+static void plan_take_rows(gemm_plan *plan, int rows) {
+    if (plan->rows == rows) return;
+    const gemm_key *key = &plan->key;
+    const cublasLtMatrixLayoutAttribute_t rows_of = CUBLASLT_MATRIX_LAYOUT_ROWS,
+                                          columns_of = CUBLASLT_MATRIX_LAYOUT_COLS;
+    if (key->rows_are == ROWS_ARE_N) {
+        set_layout_size(plan->d, columns_of, rows);
+        set_layout_size(plan->b, key->transb ? rows_of : columns_of, rows);
+    } else {
+        set_layout_size(plan->a, key->transa ? rows_of : columns_of, rows);
+        set_layout_size(plan->b, key->transb ? columns_of : rows_of, rows);
+    }
+    plan->rows = rows;
+    cuda_backend *state = cuda_backend_state();
+    cublasLtMatmulHeuristicResult_t check;
+    cublasStatus_t status = cublasLtMatmulAlgoCheck(state->lt, plan->desc, plan->a, plan->b,
+                                                    plan->d, plan->d, &plan->algo, &check);
+    if (status != CUBLAS_STATUS_SUCCESS || check.workspaceSize > state->lt_workspace_bytes)
+        choose_algorithm(plan);
+}
+
+/* D[m][n] (column-major) = op(A) · op(B) + beta · D, optionally + bias[m]; `rows_are` names the
+ * dimension that counts token rows */
 static void gemm(void *d, const void *a, const void *b, const void *bias, int transa, int transb,
-                 int m, int n, int k, int lda, int ldb, int ldd, int d_is_float, float beta) {
+                 int m, int n, int k, rows_dimension rows_are, int lda, int ldb, int ldd,
+                 int d_is_float, float beta) {
     gemm_key key;
     memset(&key, 0, sizeof key); /* the key is compared bytewise */
     key.transa = transa;
     key.transb = transb;
     key.m = m;
-    key.n = n;
-    key.k = k;
+    key.n = rows_are == ROWS_ARE_N ? rows_bucket(n) : n;
+    key.k = rows_are == ROWS_ARE_K ? rows_bucket(k) : k;
+    key.rows_are = rows_are;
     key.lda = lda;
     key.ldb = ldb;
     key.ldd = ldd;
@@ -130,6 +200,7 @@ static void gemm(void *d, const void *a, const void *b, const void *bias, int tr
     key.align_b = pointer_alignment(b);
     key.align_d = pointer_alignment(d);
     gemm_plan *plan = plan_for(&key);
+    plan_take_rows(plan, rows_are == ROWS_ARE_N ? n : k);
     if (bias)
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                     &bias, sizeof bias));
@@ -151,7 +222,7 @@ __global__ void add_bias_kernel(bf16 *out, const bf16 *bias, int N, int OC) {
 void cuda_matmul_forward(void *out, const void *inp, const void *weight, const void *bias, int N,
                          int C, int OC) {
     int fused_bias = bias && cuda_aligned(bias, 16);
-    gemm(out, weight, inp, fused_bias ? bias : NULL, 1, 0, OC, N, C, C, C, OC, 0, 0.0f);
+    gemm(out, weight, inp, fused_bias ? bias : NULL, 1, 0, OC, N, C, ROWS_ARE_N, C, C, OC, 0, 0.0f);
     if (bias && !fused_bias) {
         size_t n = (size_t)N * OC;
         add_bias_kernel<<<cuda_blocks(n, 256), 256>>>((bf16 *)out, (const bf16 *)bias, N, OC);
@@ -187,8 +258,8 @@ void cuda_add_partials(float *dst, const float *partials, int groups, int column
 
 void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
                           const void *inp, const void *weight, int N, int C, int OC) {
-    if (dinp) gemm(dinp, weight, dout, NULL, 0, 0, C, N, OC, C, OC, C, 0, 0.0f);
-    gemm(dweight, inp, dout, NULL, 0, 1, C, OC, N, C, OC, C, 1, 1.0f);
+    if (dinp) gemm(dinp, weight, dout, NULL, 0, 0, C, N, OC, ROWS_ARE_N, C, OC, C, 0, 0.0f);
+    gemm(dweight, inp, dout, NULL, 0, 1, C, OC, N, ROWS_ARE_K, C, OC, C, 1, 1.0f);
     if (dbias) {
         int groups = cuda_row_groups(N);
         int rows_per_group = (N + groups - 1) / groups;

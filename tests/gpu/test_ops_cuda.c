@@ -359,6 +359,15 @@ static void test_matmul(harness *h, int N, int C, int OC, int with_bias, int bia
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
 }
 
+/* Token-row counts that share a cached GEMM plan (kernels/cuda/gemm.cu caches rows by bucket):
+ * each call gives the plan other exact rows, as routed experts do, in n (forward, dinp) and in k
+ * (dweight); tiny counts and the bucket's own size too. */
+static void test_matmul_row_counts(harness *h) {
+    static const int rows[] = {1000, 900, 1024, 777, 1000, 5, 64, 63};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        test_matmul(h, rows[i], 128, 192, i % 2, 0, 1);
+}
+
 static void test_qk_norm(harness *h, int N, int H, int KV, int hd) {
     size_t n = (size_t)N * (H + 2 * KV) * hd;
     tensor inp = tensor_random_new(h, n, ACT, 2.0);
@@ -739,6 +748,7 @@ int main(void) {
     test_matmul(&h, 192, 320, 384, 1, 0, 1);
     test_matmul(&h, 64, 100, 72, 1, 1, 1);
     test_matmul(&h, 130, 64, 96, 0, 0, 0);
+    test_matmul_row_counts(&h);
     test_qk_norm(&h, 64, 4, 2, 64);
     test_rope(&h, 64, 4, 2, 64);
     test_attention(&h, 2, 200, 4, 2, 64, 40);
