@@ -30,6 +30,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A mixture-of-experts router's fixed settings (model.moe in the config). */
+typedef struct moe_router {
+    int experts, top_k;
+    int sigmoid;             /* 0: softmax router, 1: sigmoid router */
+    double aux_coef, z_coef; /* Switch load-balancing loss, router z-loss */
+    double capacity_factor;  /* > 0: at most moe_capacity rows per expert; <= 0: dropless */
+} moe_router;
+
+/* Rows an expert keeps of a micro-batch of N tokens: ceil(N·k/E·capacity_factor), or N·k (every
+ * assignment) without a capacity. One definition, so every backend drops alike. */
+static inline int moe_capacity(const moe_router *router, int N) {
+    if (router->capacity_factor <= 0) return N * router->top_k;
+    double rows = (double)N * router->top_k / router->experts * router->capacity_factor;
+    int capacity = (int)rows;
+    return capacity < rows ? capacity + 1 : capacity;
+}
+
 typedef struct ops {
     const char *name;            /* "cpu", "cpu64", "cuda" */
     size_t act_bytes;            /* bytes per act element */
@@ -162,7 +179,37 @@ typedef struct ops {
     void (*vocab_parallel_loss)(void *logits, void *losses, const void *row_max, const void *stats,
                                 const int32_t *targets, const void *weights, int N, int V);
 
-    /* ---- mixture of experts (routing itself is decided on the host) ---- */
+    /* ---- mixture of experts ---- */
+    /* Routing of N tokens from the router logits [N][E] (act), E = router->experts, k = top_k:
+     * - choice [N*k]: each token's k experts, best first. Experts rank by score (the logit, or
+     *   its sigmoid for a sigmoid router; NaN lowest), ties to the lower expert index.
+     * - gates [N*k] (master): softmax router: softmax over the k chosen logits (Mixtral's
+     *   renormalised top-k); sigmoid router: the chosen sigmoid scores, divided by their sum
+     *   (+1e-20) when k > 1. Gates of dropped slots are kept (combine skips them).
+     * - assigned [E]: assignments per expert before dropping.
+     * - capacity (router->capacity_factor > 0): an expert assigned more than moe_capacity
+     *   slots keeps those with the highest gates, ties to the earlier token; the rest drop.
+     * - rows: the kept (token, expert) pairs grouped by expert, tokens in order inside each
+     *   expert; expert e owns rows [expert_offset[e], expert_offset[e+1]) (expert_offset
+     *   [E+1]); row_token [N*k] gives each row's token (the first expert_offset[E] entries are
+     *   written) and slot [N*k] each slot's row, -1 when dropped.
+     * - losses (master [2], skipped when NULL) += {aux, z}: the Switch load-balancing loss
+     *   aux_coef·E/(N²·k)·Σ_e (Σ_t p_te)·assigned_e, p_t the softmax of the token's E logits
+     *   (sigmoid router: its E sigmoid scores divided by their sum), and the z-loss
+     *   z_coef/N·Σ_t logsumexp(logits_t)². They stay on the device; the caller reads them
+     *   when it needs them.
+     * All int32 outputs are device buffers; the integers are exact on every backend. */
+    void (*moe_route_forward)(int32_t *choice, void *gates, int32_t *assigned, int32_t *slot,
+                              int32_t *row_token, int32_t *expert_offset, void *losses,
+                              const void *logits, const moe_router *router, int N);
+    /* dlogits [N][E] (act, overwritten) from dgates [N*k] (master: the gradient of the gates
+     * as combine applies them, 0 for dropped slots) through the gates, plus aux_scale times the
+     * gradients of the aux and z losses; logits, choice and assigned as moe_route_forward left
+     * them. */
+    void (*moe_route_backward)(void *dlogits, const void *dgates, const void *logits,
+                               const int32_t *choice, const int32_t *assigned,
+                               const moe_router *router, int N, double aux_scale);
+
     /* out[i] = inp[rows[i]] for i < n_out (act, C columns) */
     void (*gather_rows)(void *out, const void *inp, const int32_t *rows, int n_out, int C);
     /* out[rows[i]] += inp[i] for i < n_inp and rows[i] >= 0 */

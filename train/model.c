@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "common/random.h"
-#include "train/moe_routing.h"
 
 #define ABSENT SIZE_MAX
 
@@ -311,9 +310,12 @@ static void carve(model *m, arena *space) {
             a->expert_pre = ACT(expert_rows * m->expert_up_rows);
             a->expert_act = ACT(expert_rows * m->expert_ffn);
             a->expert_out = ACT(routed_rows * d);
+            a->choice = INT32(routed_rows);
+            a->gates = MASTER(routed_rows);
+            a->assigned = INT32(E);
             a->slot = INT32(routed_rows);
             a->row_token = INT32(routed_rows);
-            a->gates = MASTER(routed_rows);
+            a->expert_offset = INT32(E + 1);
             if (ep > 1) {
                 a->ep_in = ACT(expert_rows * d);
                 a->ep_out = ACT(expert_rows * d);
@@ -346,6 +348,7 @@ static void carve(model *m, arena *space) {
         }
         m->dgates = MASTER(routed_rows);
         m->drouter_logits = ACT((size_t)N * E);
+        m->router_losses = MASTER(2);
     }
 }
 
@@ -455,10 +458,12 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
     int N = m->N, E = c->moe.experts, k = c->moe.top_k;
     size_t routed_rows = (size_t)N * (m->is_moe ? k : 0);
     int ep = shard->ep.size;
+    m->router = (moe_router){E, k, c->moe.router == ROUTER_SIGMOID, c->moe.aux_loss_coef,
+                             c->moe.z_loss_coef, c->moe.capacity_factor};
     for (int i = 0; i < owned_layer_sets(m) && m->is_moe; i++) {
         layer_activations *a = &m->acts[i];
-        a->routing = moe_routing_create(N, &c->moe);
-        if (!a->routing) failed = 1;
+        a->host_expert_offset = calloc((size_t)E + 1, sizeof *a->host_expert_offset);
+        if (!a->host_expert_offset) failed = 1;
         if (ep > 1) {
             a->ep_send_rows = calloc(ep, sizeof *a->ep_send_rows);
             a->ep_recv_rows = calloc(ep, sizeof *a->ep_recv_rows);
@@ -470,13 +475,6 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
         m->host_ep_counts = calloc(2 * (size_t)ep * m->local_experts, sizeof *m->host_ep_counts);
         m->host_ep_order = calloc(routed_rows * ep, sizeof *m->host_ep_order);
         if (!m->host_ep_counts || !m->host_ep_order) failed = 1;
-    }
-    if (m->is_moe) {
-        m->host_dgates = calloc(routed_rows, sizeof *m->host_dgates);
-        m->host_drouter_logits = calloc((size_t)N * E, sizeof *m->host_drouter_logits);
-        m->host_router_staging =
-            calloc((size_t)N * (E > k ? E : k), sizeof *m->host_router_staging);
-        if (!m->host_dgates || !m->host_drouter_logits || !m->host_router_staging) failed = 1;
     }
     m->host_positions = calloc(N, sizeof *m->host_positions);
     m->host_doc_start = calloc(N, sizeof *m->host_doc_start);
@@ -502,7 +500,7 @@ void model_destroy(model *m) {
     if (!o) return;
     if (m->device_arena) o->free(m->device_arena);
     for (int i = 0; m->acts && i < owned_layer_sets(m); i++) {
-        moe_routing_destroy(m->acts[i].routing);
+        free(m->acts[i].host_expert_offset);
         free(m->acts[i].ep_send_rows);
         free(m->acts[i].ep_recv_rows);
         free(m->acts[i].ep_expert_offset);
@@ -517,9 +515,6 @@ void model_destroy(model *m) {
     free(m->host_losses);
     free(m->host_inputs);
     free(m->host_targets);
-    free(m->host_dgates);
-    free(m->host_drouter_logits);
-    free(m->host_router_staging);
     memset(m, 0, sizeof *m);
 }
 
@@ -585,7 +580,29 @@ void model_sync_compute_weights(model *m) {
     if (m->compute != m->master) m->ops->master_to_act(m->compute, m->master, m->padded_params);
 }
 
-void model_zero_grads(model *m) { m->ops->zero(m->grads, m->padded_params * m->ops->master_bytes); }
+void model_zero_grads(model *m) {
+    m->ops->zero(m->grads, m->padded_params * m->ops->master_bytes);
+    if (m->router_losses) m->ops->zero(m->router_losses, 2 * m->ops->master_bytes);
+}
+
+void model_take_router_losses(model *m, double *aux, double *z) {
+    const ops *o = m->ops;
+    *aux = *z = 0;
+    if (!m->router_losses) return;
+    /* the fp64 reference backend's master type is double: read it whole (gradient checks) */
+    double sums[2];
+    if (o->master_bytes == sizeof(double)) {
+        o->copy_to_host(sums, m->router_losses, sizeof sums);
+    } else {
+        float single[2];
+        o->master_to_float(single, m->router_losses, 2);
+        sums[0] = single[0];
+        sums[1] = single[1];
+    }
+    o->zero(m->router_losses, 2 * o->master_bytes);
+    *aux = sums[0];
+    *z = sums[1];
+}
 
 /* ------------------------------------------------------------- pointers -- */
 
@@ -720,46 +737,20 @@ static mlp_weights expert_mlp(const model *m, const layer_offsets *L, int e) {
 
 /* ---------------------------------------------------------------- MoE ---- */
 
-/* Router logits and gates cross to the host as double. Where the backend's element type is
- * double (cpu64, the finite-difference reference) they are copied as they are, so routing is
- * exact there; other backends hold at most fp32 and go through float. */
-typedef void (*to_float_fn)(float *host, const void *src, size_t n);
-typedef void (*from_float_fn)(void *dst, const float *host, size_t n);
-
-static void to_host_double(const model *m, double *host, const void *src, size_t n,
-                           size_t element_bytes, to_float_fn to_float) {
-    if (element_bytes == sizeof(double)) {
-        m->ops->copy_to_host(host, src, n * sizeof(double));
-        return;
-    }
-    to_float(m->host_router_staging, src, n);
-    for (size_t i = 0; i < n; i++) host[i] = m->host_router_staging[i];
-}
-
-static void from_host_double(const model *m, void *dst, const double *host, size_t n,
-                             size_t element_bytes, from_float_fn from_float) {
-    if (element_bytes == sizeof(double)) {
-        m->ops->copy_to_device(dst, host, n * sizeof(double));
-        return;
-    }
-    for (size_t i = 0; i < n; i++) m->host_router_staging[i] = (float)host[i];
-    from_float(dst, m->host_router_staging, n);
-}
-
 /* Expert parallelism (Megatron's all-to-all token dispatcher): a layer's routed rows, grouped by
  * expert, go to the ranks that own the experts; each rank runs its experts over the rows of
  * every rank, expert-major, and sends the results back. The plan (row counts and the
  * expert-major order) is made once per forward pass and reused by the backward pass. */
 static void expert_parallel_plan(model *m, layer_activations *a) {
     const expert_parallel *ep = &m->shard.ep;
-    const moe_routing *r = a->routing;
+    const int32_t *offset = a->host_expert_offset;
     int ranks = ep->size, local = m->local_experts;
     int *send = m->host_ep_counts, *recv = m->host_ep_counts + (size_t)ranks * local;
     for (int q = 0; q < ranks; q++) {
         a->ep_send_rows[q] = 0;
         for (int e = 0; e < local; e++) {
             int global = q * local + e;
-            send[q * local + e] = r->expert_offset[global + 1] - r->expert_offset[global];
+            send[q * local + e] = offset[global + 1] - offset[global];
             a->ep_send_rows[q] += send[q * local + e];
         }
     }
@@ -811,7 +802,7 @@ static void expert_parallel_return(model *m, layer_activations *a, const void *e
  * [offsets[e], offsets[e+1]) of `in` and writes them in `out` (the hidden buffers are the
  * layer's expert_pre / expert_act, at the same rows). */
 static void experts_forward(model *m, const layer_offsets *L, layer_activations *a,
-                            const int *offsets, int experts, const void *in, void *out) {
+                            const int32_t *offsets, int experts, const void *in, void *out) {
     int d = m->cfg.d_model;
     for (int e = 0; e < experts; e++) {
         int first = offsets[e], rows = offsets[e + 1] - first;
@@ -824,7 +815,7 @@ static void experts_forward(model *m, const layer_offsets *L, layer_activations 
 
 /* Its backward: din from dout, weight gradients +=. */
 static void experts_backward(model *m, const layer_offsets *L, const layer_activations *a,
-                             const int *offsets, int experts, const void *dout, void *din,
+                             const int32_t *offsets, int experts, const void *dout, void *din,
                              const void *in) {
     int d = m->cfg.d_model;
     for (int e = 0; e < experts; e++) {
@@ -849,28 +840,23 @@ static void moe_forward(model *m, int slot, int layer, void *out) {
     const ops *o = m->ops;
     const layer_offsets *L = &m->layers[layer];
     layer_activations *a = layer_acts(m, slot, layer);
-    moe_routing *r = a->routing;
-    int N = m->N, d = m->cfg.d_model, E = r->E, k = r->k;
+    int N = m->N, d = m->cfg.d_model, E = m->router.experts, k = m->router.top_k;
     o->matmul_forward(a->router_logits, a->mlp_norm_out, weight(m, L->router), NULL, N, d, E);
-    to_host_double(m, r->logits, a->router_logits, (size_t)N * E, o->act_bytes, o->act_to_float);
-    moe_route(r);
-    if (out) {
-        m->aux_loss += r->aux_loss;
-        m->z_loss += r->z_loss;
-    }
-    o->copy_to_device(a->slot, r->slot, sizeof(int32_t) * N * k);
-    o->copy_to_device(a->row_token, r->row_token, sizeof(int32_t) * (r->rows ? r->rows : 1));
-    from_host_double(m, a->gates, r->used_gates, (size_t)N * k, o->master_bytes,
-                     o->float_to_master);
+    o->moe_route_forward(a->choice, a->gates, a->assigned, a->slot, a->row_token,
+                         a->expert_offset, out ? m->router_losses : NULL, a->router_logits,
+                         &m->router, N);
+    /* the host needs only the experts' row ranges: the shapes of their GEMMs and exchanges */
+    o->copy_to_host(a->host_expert_offset, a->expert_offset, sizeof(int32_t) * (E + 1));
+    int rows = a->host_expert_offset[E];
 
-    o->gather_rows(a->expert_in, a->mlp_norm_out, a->row_token, r->rows, d);
+    o->gather_rows(a->expert_in, a->mlp_norm_out, a->row_token, rows, d);
     if (m->shard.ep.size > 1) {
         expert_parallel_plan(m, a);
         expert_parallel_dispatch(m, a, a->expert_in, a->ep_in);
         experts_forward(m, L, a, a->ep_expert_offset, m->local_experts, a->ep_in, a->ep_out);
         expert_parallel_return(m, a, a->ep_out, a->expert_out);
     } else {
-        experts_forward(m, L, a, r->expert_offset, E, a->expert_in, a->expert_out);
+        experts_forward(m, L, a, a->host_expert_offset, E, a->expert_in, a->expert_out);
     }
     if (out) o->moe_combine_forward(out, a->expert_out, a->gates, a->slot, N, k, d);
     if (m->shared_ffn > 0) {
@@ -888,8 +874,7 @@ static void moe_backward(model *m, int slot, int layer, const void *dout) {
     const ops *o = m->ops;
     const layer_offsets *L = &m->layers[layer];
     layer_activations *a = layer_acts(m, slot, layer);
-    const moe_routing *r = a->routing;
-    int N = m->N, d = m->cfg.d_model, E = r->E, k = r->k;
+    int N = m->N, d = m->cfg.d_model, E = m->router.experts, k = m->router.top_k;
     if (m->shared_ffn > 0) {
         mlp_weights w = shared_mlp(m, L);
         mlp_backward(m, &w, m->dnorm, m->dmlp_pre, m->dmlp_act, dout, a->mlp_pre, a->mlp_act,
@@ -905,18 +890,15 @@ static void moe_backward(model *m, int slot, int layer, const void *dout) {
                          a->ep_in);
         expert_parallel_return(m, a, m->ep_din, m->dexpert_in);
     } else {
-        experts_backward(m, L, a, r->expert_offset, E, m->dexpert_out, m->dexpert_in,
+        experts_backward(m, L, a, a->host_expert_offset, E, m->dexpert_out, m->dexpert_in,
                          a->expert_in);
     }
-    o->scatter_add_rows(m->dnorm, m->dexpert_in, a->row_token, r->rows, d);
+    o->scatter_add_rows(m->dnorm, m->dexpert_in, a->row_token, a->host_expert_offset[E], d);
     tp_sum_act(m, m->dnorm, (size_t)N * d);
     tp_sum_master(m, m->dgates, (size_t)N * k);
     /* the router: gates and the auxiliary losses */
-    to_host_double(m, m->host_dgates, m->dgates, (size_t)N * k, o->master_bytes,
-                   o->master_to_float);
-    moe_router_backward(r, m->host_dgates, m->moe_scale, m->host_drouter_logits);
-    from_host_double(m, m->drouter_logits, m->host_drouter_logits, (size_t)N * E, o->act_bytes,
-                     o->float_to_act);
+    o->moe_route_backward(m->drouter_logits, m->dgates, a->router_logits, a->choice, a->assigned,
+                          &m->router, N, m->moe_scale);
     o->matmul_backward(m->scratch_d, grad(m, L->router), NULL, m->drouter_logits, a->mlp_norm_out,
                        weight(m, L->router), N, d, E);
     o->accumulate(m->dnorm, m->scratch_d, (size_t)N * d);
@@ -1076,7 +1058,6 @@ void model_stage_forward(model *m, int slot, const int32_t *tokens, const float 
     o->copy_to_device(slot_tokens, inputs, sizeof *inputs * N);
     o->copy_to_device(m->positions + (size_t)slot * N, m->host_positions, sizeof(int32_t) * N);
     o->copy_to_device(m->doc_start + (size_t)slot * N, m->host_doc_start, sizeof(int32_t) * N);
-    m->aux_loss = m->z_loss = 0;
     m->moe_scale = moe_scale;
 
     int layers = m->shard.layers;

@@ -112,10 +112,8 @@ typedef struct layer_offsets {
     size_t range[2][2];  /* [decayed, not decayed] × [start, end): where the layer's tensors lie */
 } layer_offsets;
 
-typedef struct moe_routing moe_routing;
-
-/* With m->recompute every entry of m->acts shares one set of these buffers (and the host-side
- * routing and expert-parallel plan), except resid_in, which is its own. */
+/* With m->recompute every entry of m->acts shares one set of these buffers (and the host copy of
+ * the expert offsets and the expert-parallel plan), except resid_in, which is its own. */
 typedef struct layer_activations {
     void *resid_in;       /* [N][d] input of the layer (the residual stream) */
     void *attn_norm_out;  /* [N][d] */
@@ -130,22 +128,25 @@ typedef struct layer_activations {
     void *mlp_norm_mean, *mlp_norm_rstd;
     void *mlp_pre;        /* dense: [N][up_rows]; MoE shared experts: [N][shared up_rows] */
     void *mlp_act;        /* [N][F] or [N][shared F] */
-    /* MoE only */
+    /* MoE only; the routing (moe_route_forward) stays on the device but for the offsets */
     void *router_logits;  /* [N][E] */
     void *expert_in;      /* [N*k][d] rows grouped by expert */
     void *expert_pre;     /* [N*k][expert up_rows] */
     void *expert_act;     /* [N*k][expert F] */
     void *expert_out;     /* [N*k][d] */
-    int32_t *slot;        /* device copy of routing->slot [N*k] */
-    int32_t *row_token;   /* device copy of routing->row_token [N*k] */
-    void *gates;          /* master [N*k]: gates applied */
-    moe_routing *routing;
+    int32_t *choice;      /* [N*k] each token's experts */
+    void *gates;          /* master [N*k]; combine skips the dropped slots' */
+    int32_t *assigned;    /* [E] assignments before dropping */
+    int32_t *slot;        /* [N*k] row of each slot, -1 when dropped */
+    int32_t *row_token;   /* [N*k] token of each row */
+    int32_t *expert_offset;      /* [E+1] expert e's rows: [offset[e], offset[e+1]) */
+    int32_t *host_expert_offset; /* host copy of expert_offset: the experts' GEMM shapes */
     /* expert parallelism: the rows this rank's experts process, from every rank of the group,
      * expert-major; expert_pre/expert_act then hold these rows */
     void *ep_in, *ep_out;  /* [ep·N·k][d] */
     int32_t *ep_order;     /* device [ep·N·k]: expert-major row i came as received row ep_order[i] */
     int *ep_send_rows, *ep_recv_rows;  /* host [ep]: rows sent to / received from each rank */
-    int *ep_expert_offset; /* host [local experts + 1]: expert-major row ranges */
+    int32_t *ep_expert_offset; /* host [local experts + 1]: expert-major row ranges */
 } layer_activations;
 
 typedef struct model {
@@ -197,8 +198,8 @@ typedef struct model {
     int32_t *host_ep_order;            /* [ep·N·k] */
     void *dgates;          /* master [N*k] */
     void *drouter_logits;  /* [N][E] */
-    double *host_dgates, *host_drouter_logits;
-    float *host_router_staging;  /* [N * max(E, k)]: router transfers through float */
+    moe_router router;     /* model.moe as the routing ops take it */
+    void *router_losses;   /* master [2]: {aux, z} summed since model_take_router_losses */
     double moe_scale;      /* set by model_forward, used by model_backward */
 
     /* host staging for one micro-batch */
@@ -206,9 +207,6 @@ typedef struct model {
     float *host_losses;
     int32_t *host_inputs, *host_targets;  /* targets: index in this rank's vocabulary slice or -1 */
     int eod_id;
-
-    /* MoE statistics of the last forward pass */
-    double aux_loss, z_loss;
 } model;
 
 int model_create(model *m, const ops *o, const config *c, int eod_id, status *st);
@@ -248,7 +246,12 @@ void model_stage_backward(model *m, int slot);
 void *model_stage_input(model *m, int slot);
 void *model_stage_output(model *m, int slot);
 void *model_stage_grad(model *m);
+/* Zeroes what a step accumulates: the weight gradients and the router-loss sums. */
 void model_zero_grads(model *m);
+/* The router losses (Switch aux, z) of this stage's MoE layers, summed over the forward passes
+ * since the last call or model_zero_grads (train.recompute's second passes do not count); one
+ * small copy from the device, after which the sums restart from 0. Dense models: 0. */
+void model_take_router_losses(model *m, double *aux, double *z);
 
 /* Model FLOPs per token of a training step (6 · active matmul params + attention) of the whole
  * model, whatever shard this rank holds: the same formula as the PyTorch peer

@@ -76,9 +76,7 @@ int step_schedule_run(step_schedule *s, const int32_t *tokens, const float *weig
         if (s->actions[a].pass == PIPELINE_FORWARD) {
             if (forward_pass(s, slot, tokens + row * (T + 1), weights + row * T, moe_scale, st))
                 return -1;
-            /* MoE losses of this stage's layers; the token losses exist on the last stage */
-            losses->aux_loss += m->aux_loss * moe_scale;
-            losses->z_loss += m->z_loss * moe_scale;
+            /* the token losses exist on the last stage */
             if (m->last_stage) {
                 const uint8_t *counted = mask + row * T;
                 for (int i = 0; i < mb * T; i++)
@@ -92,6 +90,11 @@ int step_schedule_run(step_schedule *s, const int32_t *tokens, const float *weig
             if (rc != 0) return -1;
         }
     }
+    /* the router losses of this stage's layers, summed on the device over the step */
+    double aux, z;
+    model_take_router_losses(m, &aux, &z);
+    losses->aux_loss = aux * moe_scale;
+    losses->z_loss = z * moe_scale;
     for (int slot = 0; slot < s->slots; slot++)
         if (comm_wait(&s->output_sends[slot], st) != 0) return -1;
     return comm_wait(&s->grad_send, st);

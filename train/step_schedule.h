@@ -4,9 +4,10 @@
  *
  * Contract: `step_schedule_run` takes this data-parallel rank's rows of the global batch
  * (micro_steps micro-batches of micro_batch sequences: tokens [rows][seq_len+1], loss weights
- * and mask [rows][seq_len]), accumulates the stage's weight gradients (+=, the caller zeroes
- * them) and returns, on the last stage, Σ loss over masked targets and the MoE auxiliary losses
- * of its layers (0 elsewhere). Sends are non-blocking and completed before their buffer is
+ * and mask [rows][seq_len]), accumulates the stage's weight gradients (+=; the caller zeroes
+ * them, and the router-loss sums, with model_zero_grads) and returns Σ loss over masked targets
+ * (on the last stage, 0 elsewhere) and the MoE auxiliary losses of the stage's layers (read from
+ * the device once, at the end). Sends are non-blocking and completed before their buffer is
  * reused, so neighbouring stages never wait on each other's sends (which would deadlock 1F1B
  * once messages are too large for MPI's eager protocol). With one stage it is exactly
  * forward, backward, forward, ... on slot 0: the single-rank trainer. `step_schedule_forward`

@@ -179,6 +179,13 @@ void CPU_FN(moe_combine_backward)(void *dexpert_out, void *dgates, const void *d
                                   const void *expert_out, const void *gates, const int32_t *slot,
                                   int N, int k, int C);
 
+void CPU_FN(moe_route_forward)(int32_t *choice, void *gates, int32_t *assigned, int32_t *slot,
+                               int32_t *row_token, int32_t *expert_offset, void *losses,
+                               const void *logits, const moe_router *router, int N);
+void CPU_FN(moe_route_backward)(void *dlogits, const void *dgates, const void *logits,
+                                const int32_t *choice, const int32_t *assigned,
+                                const moe_router *router, int N, double aux_scale);
+
 void CPU_FN(adamw_update)(void *param, const void *grad, void *m, void *v, size_t n, float lr,
                           float beta1, float beta2, float eps, float weight_decay,
                           float bias_correction1, float bias_correction2);

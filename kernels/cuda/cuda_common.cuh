@@ -204,6 +204,13 @@ void cuda_moe_combine_forward(void *out, const void *expert_out, const void *gat
 void cuda_moe_combine_backward(void *dexpert_out, void *dgates, const void *dout,
                                const void *expert_out, const void *gates, const int32_t *slot,
                                int N, int k, int C);
+/* moe_routing.cu */
+void cuda_moe_route_forward(int32_t *choice, void *gates, int32_t *assigned, int32_t *slot,
+                            int32_t *row_token, int32_t *expert_offset, void *losses,
+                            const void *logits, const moe_router *router, int N);
+void cuda_moe_route_backward(void *dlogits, const void *dgates, const void *logits,
+                             const int32_t *choice, const int32_t *assigned,
+                             const moe_router *router, int N, double aux_scale);
 /* loss.cu */
 void cuda_cross_entropy(void *logits, void *losses, const int32_t *targets, const void *weights,
                         int N, int V);

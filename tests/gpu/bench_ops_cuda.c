@@ -254,6 +254,53 @@ static void bench_cross_entropy(bench *b, int N, int V) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
 }
 
+typedef struct route_case {
+    const ops *o;
+    moe_router router;
+    void *logits, *gates, *losses, *dgates, *dlogits;
+    int32_t *choice, *assigned, *slot, *row_token, *expert_offset;
+    int N;
+} route_case;
+
+static void run_moe_route_forward(void *c_) {
+    route_case *c = c_;
+    c->o->moe_route_forward(c->choice, c->gates, c->assigned, c->slot, c->row_token,
+                            c->expert_offset, c->losses, c->logits, &c->router, c->N);
+}
+
+static void run_moe_route_backward(void *c_) {
+    route_case *c = c_;
+    c->o->moe_route_backward(c->dlogits, c->dgates, c->logits, c->choice, c->assigned,
+                             &c->router, c->N, 0.5);
+}
+
+/* Routing of the MoE proxy's micro-batch; rates count reading the logits once and writing the
+ * per-slot outputs (forward) or reading logits and gate gradients and writing dlogits. */
+static void bench_moe_route(bench *b, int N, int E, int k, double capacity_factor) {
+    route_case c = {.o = b->gpu, .router = {E, k, 0, 0.01, 0.001, capacity_factor}, .N = N};
+    size_t slots = (size_t)N * k;
+    c.logits = device_buffer(b, (size_t)N * E, 0);
+    c.dlogits = device_buffer(b, (size_t)N * E, 0);
+    c.gates = device_buffer(b, slots, 1);
+    c.dgates = device_buffer(b, slots, 1);
+    c.losses = device_buffer(b, 2, 1);
+    c.choice = index_buffer(b, slots, E);
+    c.slot = index_buffer(b, slots, 1);
+    c.row_token = index_buffer(b, slots, 1);
+    c.assigned = index_buffer(b, E, 1);
+    c.expert_offset = index_buffer(b, E + 1, 1);
+    char shape[64];
+    snprintf(shape, sizeof shape, "N%d E%d k%d%s", N, E, k, capacity_factor > 0 ? " cap" : "");
+    double logit_bytes = (double)N * E * b->gpu->act_bytes;
+    row("moe_route_forward", shape, time_op(b, run_moe_route_forward, &c, 10), 0,
+        logit_bytes + slots * (b->gpu->master_bytes + 3 * sizeof(int32_t)));
+    row("moe_route_backward", shape, time_op(b, run_moe_route_backward, &c, 10), 0,
+        2 * logit_bytes + slots * (b->gpu->master_bytes + sizeof(int32_t)));
+    void *all[] = {c.logits, c.dlogits, c.gates, c.dgates, c.losses, c.choice, c.slot,
+                   c.row_token, c.assigned, c.expert_offset};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
+}
+
 typedef struct adamw_case {
     const ops *o;
     void *param, *grad, *m, *v;
@@ -303,6 +350,9 @@ int main(void) {
     bench_rmsnorm(&b, N, 2048);
     bench_swiglu(&b, N, 8192);
     bench_cross_entropy(&b, N, 128256);
+    bench_moe_route(&b, 8 * 2048, 8, 2, 0.0);
+    bench_moe_route(&b, 8 * 2048, 8, 2, 1.25);
+    bench_moe_route(&b, 8 * 2048, 64, 8, 0.0);
     bench_adamw(&b, (size_t)1 << 28);
     free(b.pattern);
     return 0;

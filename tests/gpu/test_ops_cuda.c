@@ -688,6 +688,98 @@ static void test_moe_combine(harness *h, int N, int k, int C) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
 }
 
+/* Integer outputs must match exactly; gpu is a device buffer, cpu host memory. */
+static void check_indices(harness *h, const char *name, const int32_t *cpu, const int32_t *gpu,
+                          size_t n) {
+    int32_t *got = host_alloc(n * sizeof(int32_t));
+    h->gpu->copy_to_host(got, gpu, n * sizeof(int32_t));
+    size_t bad = 0, first_bad = 0;
+    double max_abs = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != cpu[i]) {
+            if (bad++ == 0) first_bad = i;
+            max_abs = fmax(max_abs, fabs((double)got[i] - cpu[i]));
+        }
+    report(h, name, max_abs, 0.0, bad == 0, 0.0, 0.0);
+    if (bad)
+        printf("    %zu of %zu differ; first [%zu]: cuda %d, cpu %d\n", bad, n, first_bad,
+               got[first_bad], cpu[first_bad]);
+    free(got);
+}
+
+/* MoE routing. Logits lie on a 1/64 grid in [-3, 3] (exact in bf16), so two experts' scores
+ * either tie exactly (the same tie rule on both sides) or differ far beyond fp32 rounding; so do
+ * the gates capacity compares across tokens when it is on (softmax top-2: the sigmoid of a grid
+ * difference; sigmoid top-1: a grid point's sigmoid). Decisions must match exactly, gates and
+ * losses within fp32 rounding, dlogits within bf16's. */
+static void test_moe_routing(harness *h, int N, int E, int k, int sigmoid,
+                             double capacity_factor) {
+    char name[96], label[48];
+    snprintf(label, sizeof label, "N=%d E=%d k=%d %s%s", N, E, k, sigmoid ? "sig" : "soft",
+             capacity_factor > 0 ? " cap" : "");
+    moe_router router = {E, k, sigmoid, 0.01, 0.001, capacity_factor};
+    int slots = N * k;
+    float *values = host_alloc((size_t)N * E * sizeof(float));
+    for (size_t i = 0; i < (size_t)N * E; i++)
+        values[i] = (float)((int)random_below(&h->rng, 385) - 192) / 64.0f;
+    tensor logits = tensor_new(h, (size_t)N * E, ACT);
+    tensor_set(h, &logits, values);
+    tensor gates = tensor_new(h, slots, MASTER), losses = tensor_new(h, 2, MASTER);
+    tensor_poison(h, &gates);
+    tensor_set(h, &losses, (float[2]){0.25f, -0.5f}); /* the losses add to what is there */
+    /* every int32 0x7F7F7F7F: an entry the op should write and does not differs */
+    size_t ints = 3 * (size_t)slots + 2 * E + 1;
+    int32_t *fill = host_alloc(ints * sizeof(int32_t));
+    memset(fill, 0x7F, ints * sizeof(int32_t));
+    index_buffer all = index_new(h, fill, ints);
+    free(fill);
+    int32_t *cpu_ints[5], *gpu_ints[5]; /* choice, slot, row_token, assigned, expert_offset */
+    size_t starts[5] = {0, (size_t)slots, 2 * (size_t)slots, 3 * (size_t)slots,
+                        3 * (size_t)slots + E};
+    for (int i = 0; i < 5; i++) {
+        cpu_ints[i] = all.cpu + starts[i];
+        gpu_ints[i] = all.gpu + starts[i];
+    }
+    h->cpu->moe_route_forward(cpu_ints[0], gates.cpu, cpu_ints[3], cpu_ints[1], cpu_ints[2],
+                              cpu_ints[4], losses.cpu, logits.cpu, &router, N);
+    h->gpu->moe_route_forward(gpu_ints[0], gates.gpu, gpu_ints[3], gpu_ints[1], gpu_ints[2],
+                              gpu_ints[4], losses.gpu, logits.gpu, &router, N);
+    int rows = cpu_ints[4][E];
+    const char *what[5] = {"choice", "slot", "row_token", "assigned", "expert_offset"};
+    size_t counts[5] = {(size_t)slots, (size_t)slots, (size_t)rows, (size_t)E, (size_t)E + 1};
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, "moe_route %s %s", what[i], label);
+        check_indices(h, name, cpu_ints[i], gpu_ints[i], counts[i]);
+    }
+    if (capacity_factor > 0) { /* the case must exercise dropping: max abs = dropped slots */
+        snprintf(name, sizeof name, "moe_route drops slots %s", label);
+        report(h, name, slots - rows, 0.0, rows < slots, 0.0, 0.0);
+    }
+    snprintf(name, sizeof name, "moe_route gates %s", label);
+    check(h, name, &gates, 1e-6, 1e-5);
+    snprintf(name, sizeof name, "moe_route losses+= %s", label);
+    check(h, name, &losses, 0.0, 1e-4);
+
+    /* backward from the gates' gradient as combine gives it: 0 for dropped slots */
+    tensor dgates = tensor_new(h, slots, MASTER), dlogits = tensor_new(h, (size_t)N * E, ACT);
+    float *dg = host_alloc((size_t)slots * sizeof(float));
+    for (int s = 0; s < slots; s++)
+        dg[s] = cpu_ints[1][s] >= 0 ? (float)random_normal(&h->rng) : 0.0f;
+    tensor_set(h, &dgates, dg);
+    tensor_poison(h, &dlogits);
+    h->cpu->moe_route_backward(dlogits.cpu, dgates.cpu, logits.cpu, cpu_ints[0], cpu_ints[3],
+                               &router, N, 0.5);
+    h->gpu->moe_route_backward(dlogits.gpu, dgates.gpu, logits.gpu, gpu_ints[0], gpu_ints[3],
+                               &router, N, 0.5);
+    snprintf(name, sizeof name, "moe_route_backward %s", label);
+    check_bf16(h, name, &dlogits);
+    free(values);
+    free(dg);
+    index_free(h, &all);
+    tensor *tensors[] = {&logits, &gates, &losses, &dgates, &dlogits};
+    for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) tensor_free(h, tensors[i]);
+}
+
 static void test_optimizers(harness *h, size_t n) {
     tensor param = tensor_random_new(h, n, MASTER, 1.0);
     tensor grad = tensor_random_new(h, n, MASTER, 1e-2);
@@ -771,6 +863,11 @@ int main(void) {
     test_rows(&h, 64, 136);
     test_rows(&h, 64, 45);
     test_moe_combine(&h, 48, 2, 136);
+    test_moe_routing(&h, 1000, 8, 2, 0, 0.0);
+    test_moe_routing(&h, 1000, 8, 2, 0, 1.0);
+    test_moe_routing(&h, 777, 16, 1, 1, 1.25);
+    test_moe_routing(&h, 513, 64, 6, 1, 0.0);
+    test_moe_routing(&h, 4096, 128, 8, 0, 0.0);
     test_optimizers(&h, 100003);
 
     printf("test_ops_cuda: %d passed, %d failed\n", h.passed, h.failed);

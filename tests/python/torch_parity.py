@@ -5,7 +5,7 @@ usage: torch_parity.py CAIRN_BIN_DIR [--perturb]
 
 For each tiny configuration below the script writes a YAML config, runs CAIRN_BIN_DIR/dump_step
 (one fp32 forward + backward of cairn, format documented in tests/tools/dump_step.c), rebuilds the
-model here from the documented semantics (train/model.h, train/moe_routing.h, kernels/ops.h) in
+model here from the documented semantics (train/model.h, kernels/ops.h: moe_route_forward) in
 float64, loads cairn's weights by name, and compares the objective (Σ w·CE + router aux + z) and
 every parameter's gradient: |Δobjective| <= 1e-5 (relative when the objective exceeds 1), and per
 tensor max|Δg| / max(max|g|, 1e-6, 1e-3·max|g| over the whole model) <= 1e-4. The last floor

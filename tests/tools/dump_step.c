@@ -89,7 +89,9 @@ static int write_dump(FILE *out, const config *c, model *m, const int32_t *token
     fwrite(m->host_losses, sizeof *m->host_losses, N, out);
     double objective = 0;
     for (int i = 0; i < N; i++) objective += (double)weights[i] * m->host_losses[i];
-    double scalars[3] = {objective + m->aux_loss + m->z_loss, m->aux_loss, m->z_loss};
+    double aux, z;
+    model_take_router_losses(m, &aux, &z);
+    double scalars[3] = {objective + aux + z, aux, z};
     fwrite(scalars, sizeof *scalars, 3, out);
 
     float *values = malloc(sizeof *values * m->total_params);

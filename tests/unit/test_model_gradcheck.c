@@ -20,7 +20,6 @@
 #include "tests/unit/model_configs.h"
 #include "train/config.h"
 #include "train/model.h"
-#include "train/moe_routing.h"
 
 enum { VOCAB = TINY_VOCAB, EOD = TINY_EOD, SEQ = TINY_SEQ, BATCH = TINY_BATCH, SAMPLES = 30 };
 
@@ -105,15 +104,22 @@ typedef struct routing_snapshot {
 } routing_snapshot;
 
 static void routing_masks(const model *m, int layer, uint32_t *chosen, uint32_t *kept) {
-    const moe_routing *r = m->acts[layer].routing;
-    for (int t = 0; t < r->N; t++) {
+    const layer_activations *a = &m->acts[layer];
+    int k = m->router.top_k;
+    size_t nk = (size_t)m->N * k;
+    int32_t *choice = malloc(sizeof *choice * nk), *slot = malloc(sizeof *slot * nk);
+    m->ops->copy_to_host(choice, a->choice, sizeof *choice * nk);
+    m->ops->copy_to_host(slot, a->slot, sizeof *slot * nk);
+    for (int t = 0; t < m->N; t++) {
         chosen[t] = kept[t] = 0;
-        for (int j = 0; j < r->k; j++) {
-            size_t s = (size_t)t * r->k + j;
-            chosen[t] |= 1u << r->choice[s];
-            if (r->slot[s] >= 0) kept[t] |= 1u << r->choice[s];
+        for (int j = 0; j < k; j++) {
+            size_t s = (size_t)t * k + j;
+            chosen[t] |= 1u << choice[s];
+            if (slot[s] >= 0) kept[t] |= 1u << choice[s];
         }
     }
+    free(choice);
+    free(slot);
 }
 
 static void routing_take(const model *m, routing_snapshot *s) {
@@ -142,12 +148,14 @@ static void routing_free(routing_snapshot *s) {
 
 /* J = Σ w·CE + moe_scale·(aux + z), all in fp64 (the cpu64 master type is double). */
 static double objective(model *m, const int32_t *tokens, const float *weights, double moe_scale) {
-    double losses[BATCH * SEQ];
+    double losses[BATCH * SEQ], aux, z;
+    model_take_router_losses(m, &aux, &z); /* restart the sums: only this pass counts */
     model_forward(m, tokens, NULL, moe_scale);
     m->ops->copy_to_host(losses, m->losses, sizeof losses);
+    model_take_router_losses(m, &aux, &z);
     double sum = 0;
     for (int i = 0; i < BATCH * SEQ; i++) sum += (double)weights[i] * losses[i];
-    return sum + moe_scale * (m->aux_loss + m->z_loss);
+    return sum + moe_scale * (aux + z);
 }
 
 static double read_master(const model *m, size_t index) {
@@ -249,7 +257,7 @@ static void gradcheck(const gradcheck_case *gc) {
     routing_take(&m, &routing);
     int dropped = 0;
     for (int i = 0; m.is_moe && i < c.model.layers; i++)
-        dropped += m.N * c.model.moe.top_k - m.acts[i].routing->rows;
+        dropped += m.N * c.model.moe.top_k - m.acts[i].host_expert_offset[c.model.moe.experts];
     if (gc->expect_drops) CHECK_MSG(dropped > 0, "%s: capacity dropped no token", gc->name);
 
     fd_context x = {&m, tokens, weights, gc->moe_scale, &routing, 0};
@@ -293,7 +301,9 @@ static int fp32_step(const config *c, double moe_scale, float *losses, float **g
     *count = m.total_params;
     *grads = malloc(sizeof **grads * m.total_params);
     m.ops->master_to_float(*grads, m.grads, m.total_params);
-    *aux = m.aux_loss + m.z_loss;
+    double z;
+    model_take_router_losses(&m, aux, &z);
+    *aux += z;
     model_destroy(&m);
     return 0;
 }

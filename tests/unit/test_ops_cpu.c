@@ -1,7 +1,8 @@
 /* The CPU backends' values: small cases computed by hand, the fp32 backend against
  * the fp64 one on every op (forward and backward), bit-identical results whatever
  * the thread count (OpenMP, and OpenBLAS when linked), and the portable blocked
- * GEMM (the path taken without OpenBLAS) against a naive product. */
+ * GEMM (the path taken without OpenBLAS) against a naive product. MoE routing's hand-worked
+ * cases are in test_ops_moe_routing.c; its decisions are compared here too. */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -429,6 +430,14 @@ static void keep_scalar(outputs *out, const char *name, double value) {
     out->n[out->count++] = 1;
 }
 
+static void keep_ints(outputs *out, const char *name, const int32_t *host, size_t n) {
+    double *data = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) data[i] = host[i];
+    out->name[out->count] = name;
+    out->data[out->count] = data;
+    out->n[out->count++] = n;
+}
+
 static void outputs_free(outputs *out) {
     for (int i = 0; i < out->count; i++) free(out->data[i]);
     out->count = 0;
@@ -626,6 +635,29 @@ static void run_rows(run *x) {
     keep(x->out, x->o, "moe_combine dgates", dgates, N * K);
 }
 
+/* variant 0: softmax top-2 with capacity 1.0 (drops); 1: sigmoid top-3, dropless */
+static void run_moe_routing(run *x) {
+    enum { N = 4096, E = 8 }; /* N·E reaches PARALLEL_MIN_ELEMENTS: the token loop is parallel */
+    moe_router router = {E, x->variant ? 3 : 2, x->variant, 0.1, 0.01, x->variant ? 0 : 1.0};
+    int slots = N * router.top_k;
+    size_t ints = 3 * (size_t)slots + 2 * E + 1;
+    void *logits = input(x, N * E, -3, 3), *dgates = input(x, slots, -1, 1);
+    void *gates = buffer(x, slots), *losses = buffer(x, 2), *dlogits = buffer(x, N * E);
+    int32_t *decisions = x->device[x->n_device++] = x->o->alloc(ints * sizeof(int32_t));
+    int32_t *choice = decisions, *slot = decisions + slots, *row_token = decisions + 2 * slots;
+    int32_t *assigned = decisions + 3 * slots, *expert_offset = assigned + E;
+    x->o->moe_route_forward(choice, gates, assigned, slot, row_token, expert_offset, losses,
+                            logits, &router, N);
+    x->o->moe_route_backward(dlogits, dgates, logits, choice, assigned, &router, N, 0.5);
+    int32_t *host = malloc(ints * sizeof(int32_t));
+    x->o->copy_to_host(host, decisions, ints * sizeof(int32_t));
+    keep_ints(x->out, "moe_route decisions and rows", host, ints);
+    free(host);
+    keep(x->out, x->o, "moe_route gates", gates, slots);
+    keep(x->out, x->o, "moe_route losses", losses, 2);
+    keep(x->out, x->o, "moe_route dlogits", dlogits, N * E);
+}
+
 static void run_optimizers(run *x) {
     enum { n = 50000 };
     void *p = input(x, n, -1, 1), *q = input(x, n, -1, 1), *g = input(x, n, -1, 1);
@@ -665,6 +697,8 @@ static const op_run op_runs[] = {
     {"add, accumulate, scale, sum_squares", run_elementwise, 0, 1e-6},
     {"cross_entropy", run_cross_entropy, 0, 1e-5},
     {"gather, scatter_add, moe_combine", run_rows, 0, 1e-6},
+    {"moe_route softmax capacity", run_moe_routing, 0, 1e-6},
+    {"moe_route sigmoid top-3", run_moe_routing, 1, 1e-6},
     {"adamw, ademamix", run_optimizers, 0, 1e-5},
 };
 enum { N_RUNS = sizeof op_runs / sizeof *op_runs };

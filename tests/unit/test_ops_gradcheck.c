@@ -1,7 +1,8 @@
 /* Every backward op of the fp64 CPU backend against central finite differences.
  *
  * For each op: random inputs (fixed seed), the scalar L = Σ out ⊙ R with a random R
- * (cross_entropy: L = Σ_n w_n loss_n), the analytic gradient from the backward op with
+ * (cross_entropy: L = Σ_n w_n loss_n; moe_route: L = Σ R ⊙ gates of the kept slots + aux_scale
+ * (aux + z), whose discrete decisions no step may change: checked), the analytic gradient from the backward op with
  * dout = R, and (L(x+h) - L(x-h)) / 2h for EVERY element of every input that has a
  * gradient. L is summed and differenced in long double, over the step actually taken, so
  * the only noise left is the op's own fp64 rounding.
@@ -516,6 +517,64 @@ static void check_moe_combine(const ops *o, random_state *r) {
     o->free(c.R);
 }
 
+/* ---------------------------------------------------------------- MoE routing */
+
+typedef struct route_case {
+    const ops *o;
+    moe_router router;
+    int N;
+    double aux_scale;
+    double *logits, *gates, *losses, *R;
+    int32_t *choice, *assigned, *slot, *row_token, *expert_offset;
+    int32_t *first_choice, *first_slot; /* the unperturbed decisions */
+    int flips;
+} route_case;
+
+/* L = Σ_kept R·gate + aux_scale·(aux + z): the gates as combine applies them, and the losses.
+ * Every evaluation must take the unperturbed decisions (counted in flips otherwise). */
+static long double route_loss(void *c_) {
+    route_case *c = c_;
+    int slots = c->N * c->router.top_k;
+    c->losses[0] = c->losses[1] = 0;
+    c->o->moe_route_forward(c->choice, c->gates, c->assigned, c->slot, c->row_token,
+                            c->expert_offset, c->losses, c->logits, &c->router, c->N);
+    c->flips += memcmp(c->choice, c->first_choice, sizeof(int32_t) * slots) != 0 ||
+                memcmp(c->slot, c->first_slot, sizeof(int32_t) * slots) != 0;
+    long double sum = 0;
+    for (int s = 0; s < slots; s++)
+        if (c->slot[s] >= 0) sum += (long double)c->R[s] * c->gates[s];
+    return sum + c->aux_scale * ((long double)c->losses[0] + c->losses[1]);
+}
+
+static void check_moe_route(const ops *o, random_state *r, const char *what, int sigmoid, int k,
+                            double capacity_factor) {
+    enum { N = 9, E = 5 };
+    int slots = N * k;
+    int32_t ints[5][N * E];
+    route_case c = {o, {E, k, sigmoid, 0.3, 0.02, capacity_factor}, N, 0.7,
+                    random_buffer(o, r, N * E, -2, 2), o->alloc(slots * 8), o->alloc(2 * 8),
+                    random_buffer(o, r, slots, -1, 1), ints[0], ints[1], ints[2], ints[3],
+                    ints[4], malloc(sizeof(int32_t) * slots), malloc(sizeof(int32_t) * slots),
+                    0};
+    route_loss(&c);
+    memcpy(c.first_choice, c.choice, sizeof(int32_t) * slots);
+    memcpy(c.first_slot, c.slot, sizeof(int32_t) * slots);
+    c.flips = 0;
+    int dropped = slots - c.expert_offset[E];
+    CHECK_MSG((capacity_factor > 0) == (dropped > 0), "%s: %d slots dropped", what, dropped);
+    /* the gates' gradient as combine gives it: 0 for dropped slots */
+    double *dgates = o->alloc(slots * 8), *dlogits = random_buffer(o, r, N * E, 5, 6);
+    for (int s = 0; s < slots; s++) dgates[s] = c.slot[s] >= 0 ? c.R[s] : 0;
+    o->moe_route_backward(dlogits, dgates, c.logits, c.choice, c.assigned, &c.router, N,
+                          c.aux_scale);
+    CHECK_GRADIENT(what, c.logits, N * E, dlogits, route_loss, &c);
+    CHECK_MSG(c.flips == 0, "%s: %d evaluations changed the routing", what, c.flips);
+    void *buffers[] = {c.logits, c.gates, c.losses, c.R, dgates, dlogits};
+    for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) o->free(buffers[i]);
+    free(c.first_choice);
+    free(c.first_slot);
+}
+
 int main(void) {
     const ops *o = ops_cpu64();
     CHECK(o->act_bytes == 8 && o->master_bytes == 8);
@@ -539,5 +598,11 @@ int main(void) {
     check_cross_entropy(o, &r);
     check_gather_scatter(o, &r);
     check_moe_combine(o, &r);
+    check_moe_route(o, &r, "moe_route softmax top-2 (dlogits overwritten)", 0, 2, 0);
+    check_moe_route(o, &r, "moe_route softmax top-1", 0, 1, 0);
+    check_moe_route(o, &r, "moe_route softmax top-2 capacity 0.5", 0, 2, 0.5);
+    check_moe_route(o, &r, "moe_route sigmoid top-1", 1, 1, 0);
+    check_moe_route(o, &r, "moe_route sigmoid top-3", 1, 3, 0);
+    check_moe_route(o, &r, "moe_route sigmoid top-2 capacity 0.5", 1, 2, 0.5);
     return check_summary("test_ops_gradcheck");
 }
