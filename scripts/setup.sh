@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 / Ubuntu 24.04 machine for cairn and builds it.
-#   scripts/setup.sh           system packages for building and training, then build/
+#   scripts/setup.sh           system packages for building and training (with a CUDA toolkit also
+#                              the cudnn-frontend headers, into build/deps/), then build/
 #   scripts/setup.sh --tests   also what the test suite needs (PyTorch CPU, h5py, numpy)
 # Safe to run again: installed packages are skipped and the build is incremental.
 set -euo pipefail
@@ -16,6 +17,16 @@ done
 
 packages=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libhdf5-dev libyaml-dev
           libopenblas-dev zlib1g-dev libpcre2-dev)
+# CUDA: built when the toolkit is there (nvcc on PATH or in /usr/local/cuda). Its cuDNN attention
+# needs the cudnn-frontend headers, fetched from PyPI with pip (scripts/fetch-cudnn-frontend.sh).
+if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export PATH=/usr/local/cuda/bin:$PATH
+fi
+have_nvcc=0
+if command -v nvcc >/dev/null 2>&1; then
+  have_nvcc=1
+  packages+=(python3 python3-pip)
+fi
 # The default corpus: Debian's fortune files in many languages (some are missing on some releases).
 fortunes=(fortunes fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-zh fortunes-pl
           fortunes-cs fortunes-br fortunes-bg fortunes-eo fortunes-ga fortunes-min)
@@ -61,11 +72,10 @@ if [ "$want_tests" = 1 ]; then
   fi
 fi
 
-# CUDA: built when the toolkit is there (nvcc on PATH or in /usr/local/cuda).
-if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
-  export PATH=/usr/local/cuda/bin:$PATH
-fi
 mkdir -p build
+if [ "$have_nvcc" = 1 ] && ! scripts/fetch-cudnn-frontend.sh; then
+  echo "setup: no cudnn-frontend headers: the CUDA backend is built without cuDNN attention" >&2
+fi
 if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j"$(nproc)"; } >build/build.log 2>&1; then
   tail -n 40 build/build.log >&2
   echo "setup: build failed (full log: build/build.log)" >&2

@@ -14,7 +14,11 @@
  * Backward (recomputing P from lse): one kernel per key tile accumulates dK
  * and dV over every query head of its kv group and every query tile that can
  * see it; a second kernel per query tile accumulates dQ. No atomics: the
- * result is deterministic. delta = rowsum(dO ∘ O) is computed first. */
+ * result is deterministic. delta = rowsum(dO ∘ O) is computed first.
+ *
+ * The entry points below run cuDNN's fused attention instead when
+ * attention_path.cu lets it take the call (no per-document masks; see
+ * kernels/cuda/attention_path.h); these kernels are the rest and the fallback. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -621,6 +625,7 @@ void cuda_attention_forward(void *out, void *lse, const void *qkv, const int32_t
                             int B, int T, int H, int KV, int hd) {
     check_head_dim(hd);
     if (B == 0 || T == 0) return;
+    if (cuda_attention_try_cudnn_forward(out, lse, qkv, doc_start, B, T, H, KV, hd)) return;
     float scale_log2 = LOG2E / sqrtf((float)hd);
     int vec = attention_vec(hd, qkv, NULL);
     dim3 grid((T + FWD_ROWS - 1) / FWD_ROWS, H, B);
@@ -640,6 +645,8 @@ void cuda_attention_backward(void *dqkv, const void *dout, const void *qkv, cons
                              int KV, int hd) {
     check_head_dim(hd);
     if (B == 0 || T == 0) return;
+    if (cuda_attention_try_cudnn_backward(dqkv, dout, qkv, out, lse, doc_start, B, T, H, KV, hd))
+        return;
     float scale = 1.0f / sqrtf((float)hd), scale_log2 = LOG2E * scale;
     int vec = attention_vec(hd, qkv, dout);
     size_t rows = (size_t)B * T * H;

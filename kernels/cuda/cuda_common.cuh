@@ -1,7 +1,7 @@
 /* Shared pieces of the CUDA backend: the process-wide backend state (one
  * device per process: cuBLASLt handle, its workspace, a growing scratch
- * buffer), fatal error checks, bf16 <-> fp32 vector loads, and warp/block
- * reductions.
+ * buffer, the attention path and cuDNN's attention state), fatal error
+ * checks, bf16 <-> fp32 vector loads, and warp/block reductions.
  *
  * Every kernel runs on the legacy default stream, so ops are ordered with
  * each other and with cudaMemcpy without events. A CUDA error inside an op is
@@ -44,9 +44,17 @@ typedef struct cuda_backend {
     void *allocation_list;  /* live allocations and their sizes (ops_cuda.cu) */
     int allocations, allocation_capacity;
     size_t held_bytes, peak_bytes;
+    /* attention_path.cu: the chosen cuda_attention_path, what ran the latest forward and
+     * backward, the notes already printed; cuDNN's handle, graphs and workspace (NULL in
+     * builds without cuDNN attention) */
+    int attention_path, attention_ran[2], attention_notes;
+    struct cudnn_attention *cudnn_attention;
 } cuda_backend;
 
 cuda_backend *cuda_backend_state(void);
+/* Device memory counted in peak_memory; NULL when the device has no room. */
+void *cuda_device_malloc(size_t bytes);
+void cuda_device_free(void *ptr);
 /* A device buffer of at least `bytes` bytes, reused between ops (single stream). */
 void *cuda_scratch(size_t bytes);
 /* Raise the dynamic shared-memory limits of the kernels that need more than
@@ -156,12 +164,23 @@ void cuda_matmul_forward(void *out, const void *inp, const void *weight, const v
                          int C, int OC);
 void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
                           const void *inp, const void *weight, int N, int C, int OC);
-/* attention.cu */
+/* attention.cu: the flash kernels, or cuDNN when attention_path.cu lets it run the call */
 void cuda_attention_forward(void *out, void *lse, const void *qkv, const int32_t *doc_start,
                             int B, int T, int H, int KV, int hd);
 void cuda_attention_backward(void *dqkv, const void *dout, const void *qkv, const void *out,
                              const void *lse, const int32_t *doc_start, int B, int T, int H,
                              int KV, int hd);
+/* attention_path.cu: CAIRN_CUDA_ATTENTION into the state (-1 with `why` for a bad value), then,
+ * once the device is set up, cuDNN's attention state. The try functions return 1 when cuDNN ran
+ * the call, 0 when the caller runs the flash kernels, and record which ran. */
+int cuda_attention_read_environment(cuda_backend *state, char *why, size_t why_size);
+void cuda_attention_start_cudnn(cuda_backend *state);
+int cuda_attention_try_cudnn_forward(void *out, void *lse, const void *qkv,
+                                     const int32_t *doc_start, int B, int T, int H, int KV,
+                                     int hd);
+int cuda_attention_try_cudnn_backward(void *dqkv, const void *dout, const void *qkv,
+                                      const void *out, const void *lse, const int32_t *doc_start,
+                                      int B, int T, int H, int KV, int hd);
 /* norms.cu */
 void cuda_rmsnorm_forward(void *out, void *rstd, const void *inp, const void *weight, int N, int C,
                           float eps);

@@ -1,7 +1,7 @@
 /* The CUDA backend's ops table: initialisation (device check, cuBLASLt handle
- * and workspace, kernel attributes), memory, conversions between the host's
- * fp32 and the device's bf16/fp32 buffers. The kernels live in the other
- * files of this folder. */
+ * and workspace, kernel attributes, the attention path and cuDNN handle),
+ * memory, conversions between the host's fp32 and the device's bf16/fp32
+ * buffers. The kernels live in the other files of this folder. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +50,7 @@ static void count_release(cuda_backend *state, void *ptr) {
         }
 }
 
-static void *device_malloc(size_t bytes) {
+void *cuda_device_malloc(size_t bytes) {
     void *ptr = NULL;
     if (cudaMalloc(&ptr, bytes ? bytes : 1) != cudaSuccess) {
         cudaGetLastError(); /* clear the error so later checks do not see it */
@@ -60,7 +60,7 @@ static void *device_malloc(size_t bytes) {
     return ptr;
 }
 
-static void device_free(void *ptr) {
+void cuda_device_free(void *ptr) {
     if (!ptr) return;
     count_release(&backend_state, ptr);
     CUDA_CHECK(cudaFree(ptr));
@@ -87,10 +87,10 @@ void *cuda_scratch(size_t bytes) {
     cuda_backend *state = &backend_state;
     if (bytes <= state->scratch_bytes) return state->scratch;
     /* cudaFree waits for the device, so kernels still reading the old buffer finish first */
-    device_free(state->scratch);
+    cuda_device_free(state->scratch);
     size_t grown = state->scratch_bytes * 2 > bytes ? state->scratch_bytes * 2 : bytes;
     grown = (grown + 255) / 256 * 256;
-    state->scratch = device_malloc(grown);
+    state->scratch = cuda_device_malloc(grown);
     if (!state->scratch) {
         fprintf(stderr, "cuda: out of device memory for %zu bytes of scratch\n", grown);
         abort();
@@ -102,13 +102,13 @@ void *cuda_scratch(size_t bytes) {
 /* ---- memory ---- */
 
 static void *cuda_alloc(size_t bytes) {
-    void *ptr = device_malloc(bytes);
+    void *ptr = cuda_device_malloc(bytes);
     if (ptr) CUDA_CHECK(cudaMemset(ptr, 0, bytes));
     return ptr;
 }
 
 static void cuda_free(void *ptr) {
-    device_free(ptr);
+    cuda_device_free(ptr);
 }
 
 static size_t cuda_peak_memory(void) {
@@ -287,6 +287,7 @@ static int backend_init(cuda_backend *state, int local_rank, char *why, size_t w
                      prop.name, prop.major, prop.minor);
         return -1;
     }
+    if (cuda_attention_read_environment(state, why, why_size) != 0) return -1;
     state->multiprocessors = prop.multiProcessorCount;
     snprintf(state->name, sizeof state->name, "%s", prop.name);
     state->peak_flops = datasheet_peak_flops(prop.name);
@@ -297,7 +298,7 @@ static int backend_init(cuda_backend *state, int local_rank, char *why, size_t w
         return -1;
     }
     state->lt_workspace_bytes = LT_WORKSPACE_BYTES;
-    if (!(state->lt_workspace = device_malloc(state->lt_workspace_bytes))) {
+    if (!(state->lt_workspace = cuda_device_malloc(state->lt_workspace_bytes))) {
         cublasLtDestroy(state->lt);
         return fail(why, why_size, "cudaMalloc (cuBLASLt workspace)", cudaErrorMemoryAllocation);
     }
@@ -305,10 +306,11 @@ static int backend_init(cuda_backend *state, int local_rank, char *why, size_t w
     int max_shared = (int)prop.sharedMemPerBlockOptin - 1024;
     if ((err = cuda_attention_init(max_shared)) != cudaSuccess ||
         (err = cuda_norms_init(max_shared)) != cudaSuccess) {
-        device_free(state->lt_workspace);
+        cuda_device_free(state->lt_workspace);
         cublasLtDestroy(state->lt);
         return fail(why, why_size, "cudaFuncSetAttribute (shared memory)", err);
     }
+    cuda_attention_start_cudnn(state); /* cannot fail the backend: attention falls back to flash */
     return 0;
 }
 

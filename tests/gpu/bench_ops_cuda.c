@@ -3,7 +3,9 @@
  * hd-128 attention shape. Inputs are random (a random pattern tiled over each
  * buffer), never zeros. Each row: the median over 5 rounds of the mean time of
  * an op, and its rate (TFLOP/s for matrix work, GB/s of the minimum traffic
- * otherwise). Exit 77 when no CUDA device is usable. */
+ * otherwise). Attention is timed on cuDNN and on the flash kernels (only flash
+ * with documents); its rows name the implementation that ran. Exit 77 when no
+ * CUDA device is usable. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include "common/random.h"
+#include "kernels/cuda/attention_path.h"
 #include "kernels/ops.h"
 
 enum { PATTERN = 1 << 22, ROUNDS = 5 };
@@ -84,10 +87,10 @@ static double time_op(bench *b, bench_fn fn, void *context, int iters) {
 
 static void row(const char *op, const char *shape, double seconds, double flops, double bytes) {
     if (flops > 0)
-        printf("%-22s %-30s %9.3f ms %8.1f TFLOP/s\n", op, shape, seconds * 1e3,
+        printf("%-22s %-36s %9.3f ms %8.1f TFLOP/s\n", op, shape, seconds * 1e3,
                flops / seconds / 1e12);
     else
-        printf("%-22s %-30s %9.3f ms %8.1f GB/s\n", op, shape, seconds * 1e3,
+        printf("%-22s %-36s %9.3f ms %8.1f GB/s\n", op, shape, seconds * 1e3,
                bytes / seconds / 1e9);
 }
 
@@ -162,15 +165,28 @@ static void bench_attention(bench *b, int B, int T, int H, int KV, int hd, int d
         b->gpu->copy_to_device(c.doc_start, host, N * sizeof(int32_t));
         free(host);
     }
-    run_attention_forward(&c); /* a real lse for the backward */
-    char shape[64], docs[16] = "";
+    char docs[16] = "";
     if (doc_length) snprintf(docs, sizeof docs, " doc%d", doc_length);
-    snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s", B, T, H, KV, hd, docs);
     /* causal: half of the T×T scores (of each document's) */
     double span = doc_length ? doc_length : T;
     double flops = 4.0 * B * H * (double)T * span * hd / 2;
-    row("attention_forward", shape, time_op(b, run_attention_forward, &c, 5), flops, 0);
-    row("attention_backward", shape, time_op(b, run_attention_backward, &c, 5), 2.5 * flops, 0);
+    /* cuDNN takes no documents: those run the flash kernels only */
+    cuda_attention_path paths[] = {CUDA_ATTENTION_CUDNN, CUDA_ATTENTION_FLASH};
+    for (int p = doc_length ? 1 : 0; p < 2; p++) {
+        cuda_attention_use(paths[p]);
+        run_attention_forward(&c); /* a real lse for the backward */
+        double seconds[2];
+        seconds[0] = time_op(b, run_attention_forward, &c, 5);
+        seconds[1] = time_op(b, run_attention_backward, &c, 5);
+        const char *ops[2] = {"attention_forward", "attention_backward"};
+        for (int backward = 0; backward < 2; backward++) {
+            char shape[80];
+            snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s %s", B, T, H, KV, hd, docs,
+                     cuda_attention_path_name(cuda_attention_ran(backward)));
+            row(ops[backward], shape, seconds[backward], (backward ? 2.5 : 1.0) * flops, 0);
+        }
+    }
+    cuda_attention_use(CUDA_ATTENTION_AUTO);
     void *all[] = {c.out, c.lse, c.qkv, c.dout, c.dqkv, c.doc_start};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
 }
@@ -337,7 +353,7 @@ int main(void) {
     random_seed(&rng, 1);
     for (int i = 0; i < PATTERN; i++) b.pattern[i] = (float)random_normal(&rng);
 
-    printf("%-22s %-30s %12s %16s\n", "op", "shape", "time", "rate");
+    printf("%-22s %-36s %12s %16s\n", "op", "shape", "time", "rate");
     int N = 4 * 4096;
     bench_matmul(&b, "qkv", N, 2048, 3072);
     bench_matmul(&b, "ffn-up", N, 2048, 16384);

@@ -4,6 +4,9 @@
  * with 0xFF bytes (NaN) first, so an element never written fails; outputs an
  * op accumulates into (+=) start from the same random values on both sides.
  *
+ * Attention is checked on both CUDA implementations, cuDNN's and the flash
+ * kernels (kernels/cuda/attention_path.h), and a row per case says which ran.
+ *
  * An element passes when |cuda - cpu| <= tol · max|cpu| + rtol · |cpu|; each
  * row prints the max abs error, the max error relative to max|cpu|, and the
  * tolerances. Exit 0 all passed, 1 any failed, 77 no usable CUDA device. */
@@ -16,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/random.h"
+#include "kernels/cuda/attention_path.h"
 #include "kernels/ops.h"
 
 /* bf16 output rounding is 2^-9 relative; the default leaves 4x headroom */
@@ -430,12 +434,25 @@ static int32_t *random_doc_starts(harness *h, int B, int T, int doc_length) {
     return starts;
 }
 
-/* doc_length: mean document length of the doc_start windows, 0 for none */
-static void test_attention(harness *h, int B, int T, int H, int KV, int hd, int doc_length) {
-    char name[96], shape[64], docs_text[24] = "";
+/* doc_length: mean document length of the doc_start windows, 0 for none. path: the CUDA
+ * attention path asked for; a row checks that the expected implementation ran both passes
+ * (cuDNN for calls without documents unless flash is asked for) */
+static void test_attention(harness *h, cuda_attention_path path, int B, int T, int H, int KV,
+                           int hd, int doc_length) {
+    char name[112], shape[80], docs_text[24] = "";
     int with_docs = doc_length > 0;
     if (with_docs) snprintf(docs_text, sizeof docs_text, " docs~%d", doc_length);
-    snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s", B, T, H, KV, hd, docs_text);
+    snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s %s", B, T, H, KV, hd, docs_text,
+             cuda_attention_path_name(path));
+    cuda_attention_path expected =
+        path == CUDA_ATTENTION_FLASH || with_docs ? CUDA_ATTENTION_FLASH : CUDA_ATTENTION_CUDNN;
+#ifndef CAIRN_HAVE_CUDNN_ATTENTION
+    if (expected == CUDA_ATTENTION_CUDNN) {
+        printf("attention %s: skipped: built without cuDNN attention\n", shape);
+        return;
+    }
+#endif
+    cuda_attention_use(path);
     size_t N = (size_t)B * T, n_qkv = N * (H + 2 * KV) * hd, n_out = N * H * hd;
     int32_t *starts = random_doc_starts(h, B, T, with_docs ? doc_length : 1);
     index_buffer docs = index_new(h, starts, N);
@@ -446,6 +463,7 @@ static void test_attention(harness *h, int B, int T, int H, int KV, int hd, int 
     tensor_poison(h, &lse);
     h->cpu->attention_forward(out.cpu, lse.cpu, qkv.cpu, docs_cpu, B, T, H, KV, hd);
     h->gpu->attention_forward(out.gpu, lse.gpu, qkv.gpu, docs_gpu, B, T, H, KV, hd);
+    cuda_attention_path ran_forward = cuda_attention_ran(0);
     snprintf(name, sizeof name, "attention_forward out %s", shape);
     check(h, name, &out, 4e-3, 1.0 / 64);
     snprintf(name, sizeof name, "attention_forward lse %s", shape);
@@ -467,10 +485,15 @@ static void test_attention(harness *h, int B, int T, int H, int KV, int hd, int 
                                KV, hd);
     h->gpu->attention_backward(dqkv.gpu, dout.gpu, qkv.gpu, out.gpu, lse.gpu, docs_gpu, B, T, H,
                                KV, hd);
+    cuda_attention_path ran_backward = cuda_attention_ran(1);
     snprintf(name, sizeof name, "attention_backward dqkv %s", shape);
     check(h, name, &dqkv, 1e-2, 1.0 / 32);
+    snprintf(name, sizeof name, "attention ran %s/%s %s", cuda_attention_path_name(ran_forward),
+             cuda_attention_path_name(ran_backward), shape);
+    report(h, name, 0.0, 0.0, ran_forward == expected && ran_backward == expected, 0.0, 0.0);
 
-    /* the CUDA backward uses no atomics: a second run is bit-identical */
+    /* a second run is bit-identical: the flash kernels use no atomics, and at these sizes cuDNN
+     * runs its deterministic backward */
     size_t bytes = n_qkv * h->gpu->act_bytes;
     unsigned char *first = host_alloc(bytes), *second = host_alloc(bytes);
     h->gpu->copy_to_host(first, dqkv.gpu, bytes);
@@ -486,6 +509,13 @@ static void test_attention(harness *h, int B, int T, int H, int KV, int hd, int 
     index_free(h, &docs);
     tensor *all[] = {&qkv, &out, &lse, &dout, &dqkv};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+    cuda_attention_use(CUDA_ATTENTION_AUTO);
+}
+
+/* causal without documents on both implementations, each asked for */
+static void test_attention_paths(harness *h, int B, int T, int H, int KV, int hd) {
+    test_attention(h, CUDA_ATTENTION_FLASH, B, T, H, KV, hd, 0);
+    test_attention(h, CUDA_ATTENTION_CUDNN, B, T, H, KV, hd, 0);
 }
 
 static void test_swiglu(harness *h, int N, int F) {
@@ -843,12 +873,17 @@ int main(void) {
     test_matmul_row_counts(&h);
     test_qk_norm(&h, 64, 4, 2, 64);
     test_rope(&h, 64, 4, 2, 64);
-    test_attention(&h, 2, 200, 4, 2, 64, 40);
-    test_attention(&h, 1, 130, 4, 1, 128, 0);
-    test_attention(&h, 2, 96, 2, 2, 40, 40);
-    test_attention(&h, 1, 300, 2, 1, 128, 40);
-    test_attention(&h, 1, 700, 4, 2, 64, 250);
-    test_attention(&h, 1, 520, 2, 2, 128, 200);
+    test_attention(&h, CUDA_ATTENTION_AUTO, 2, 200, 4, 2, 64, 40);
+    test_attention(&h, CUDA_ATTENTION_AUTO, 1, 130, 4, 1, 128, 0);
+    test_attention(&h, CUDA_ATTENTION_AUTO, 2, 96, 2, 2, 40, 40);
+    test_attention(&h, CUDA_ATTENTION_CUDNN, 1, 300, 2, 1, 128, 40);
+    test_attention(&h, CUDA_ATTENTION_AUTO, 1, 700, 4, 2, 64, 250);
+    test_attention(&h, CUDA_ATTENTION_AUTO, 1, 520, 2, 2, 128, 200);
+    test_attention_paths(&h, 2, 200, 8, 2, 64);
+    test_attention_paths(&h, 2, 130, 8, 2, 128);
+    test_attention_paths(&h, 3, 96, 4, 4, 64);
+    test_attention_paths(&h, 2, 256, 4, 4, 128);
+    test_attention_paths(&h, 2, 1000, 8, 2, 64);
     test_swiglu(&h, 64, 136);
     test_swiglu(&h, 33, 50);
     test_gelu_xielu(&h, 4096);
