@@ -3,16 +3,18 @@
 # GPU, same run): tokens/s, MFU and peak memory per model.
 # Usage: gpu_vs_torch.sh CAIRN TORCH_REF.py [MODEL...]
 #   models: gpt2-124m gpt2-350m llama-1b moe-8x-gmm (default: all four)
-#   PEERS="compile eager" (default) chooses the PyTorch variants; STEPS (default 10) the timed
-#   steps of each run. Not a test: prints a table for docs/benchmarks.md.
-# Rough cost on one H100 (2026-11 numbers): cairn 20-40 s a model, torch eager about as long,
-# torch.compile 1-2 min a model (compilation); PEERS=eager or fewer models fit a short lease.
+#   PEERS="compile eager" (default; PEERS= runs cairn alone) chooses the PyTorch variants;
+#   STEPS (default 10) the timed steps of each run. Not a test: prints a table for
+#   docs/benchmarks.md.
+# Rough cost on one H100 (estimated from the 2026-11 runs): cairn 20-40 s a model, torch eager
+# about as long, torch.compile 1-2 min a model (compilation): all four models with both peers
+# take ~10 min; fewer models or PEERS=compile fit a 15-minute lease beside the checks.
 set -u
 cairn=$(realpath "$1")
 torch_ref=$(realpath "$2")
 shift 2
 models=${*:-gpt2-124m gpt2-350m llama-1b moe-8x-gmm}
-peers=${PEERS:-compile eager}
+peers=${PEERS-compile eager}
 steps=${STEPS:-10}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
