@@ -186,10 +186,6 @@ int topology_attach_device(parallel_topology *t, comm_kind kind, const comm_devi
             return status_fail(st, "parallel.comm: nccl needs a backend with device memory");
         return 0;
     }
-#ifndef CAIRN_HAVE_CUDA
-    if (kind == COMM_NCCL)
-        return status_fail(st, "parallel.comm: nccl needs a build with CUDA and NCCL");
-#endif
     t->memory = *memory;
     snprintf(t->device_kind, sizeof t->device_kind,
              kind == COMM_NCCL ? "nccl" : "mpi (host-staged)");

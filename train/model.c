@@ -379,17 +379,19 @@ int model_create(model *m, const ops *o, const config *cfg, int eod_id, status *
     return model_create_shard(m, o, cfg, eod_id, &whole, st);
 }
 
-/* 6 · active matmul parameters + attention, over the whole model's tensors (a shard's would
- * count only its slice): the embedding counts once, as the LM head when tied; a token activates
- * top_k of the routed experts. */
-static int whole_flops_per_token(const config *cfg, double *flops, status *st) {
+/* The whole model's parameter count and FLOPs per token, whatever this rank holds (a shard's
+ * tensors are only its slice). FLOPs: 6 · active matmul parameters + attention; the embedding
+ * counts once, as the LM head when tied; a token activates top_k of the routed experts. */
+static int measure_whole_model(model *m, const config *cfg, status *st) {
     const model_config *c = &cfg->model;
     param_tensor *params;
     int count;
     if (model_param_layout(cfg, &params, &count, st) != 0) return -1;
     double active = 0;
+    m->whole_params = 0;
     for (int i = 0; i < count; i++) {
         const param_tensor *p = &params[i];
+        m->whole_params += p->count;
         if (p->ndim != 2 || strcmp(p->name, "embed.positions") == 0) continue;
         if (strcmp(p->name, "embed.tokens") == 0 && !c->tie_embeddings) continue;
         active += (double)p->count;
@@ -400,7 +402,7 @@ static int whole_flops_per_token(const config *cfg, double *flops, status *st) {
         double per_expert = (double)(up_rows + c->moe.ffn) * c->d_model;
         active -= c->layers * per_expert * (c->moe.experts - c->moe.top_k);
     }
-    *flops = 6.0 * active + 6.0 * c->layers * c->d_model * c->seq_len;
+    m->flops_per_token = 6.0 * active + 6.0 * c->layers * c->d_model * c->seq_len;
     return 0;
 }
 
@@ -443,7 +445,7 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
     m->acts = calloc((size_t)slots * (layers ? layers : 1), sizeof *m->acts);
     if (!m->layers || !m->acts) return status_fail(st, "model: out of host memory");
     layout_model(m);
-    if (whole_flops_per_token(cfg, &m->flops_per_token, st) != 0) {
+    if (measure_whole_model(m, cfg, st) != 0) {
         model_destroy(m);
         return -1;
     }

@@ -168,6 +168,7 @@ typedef struct model {
     param_tensor *params;
     size_t total_params, decayed_params;  /* decayed tensors occupy [0, decayed_params) */
     size_t padded_params;                 /* elements of the master and gradient arenas */
+    size_t whole_params;                  /* of the whole model, every rank's tensors */
     double flops_per_token;               /* of the whole model (model_flops_per_token) */
     size_t embed_tokens, embed_positions, final_norm_w, final_norm_b, lm_head;
     layer_offsets *layers;  /* [shard.layers] */

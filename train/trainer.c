@@ -245,17 +245,9 @@ static int open_outputs(trainer *t, const config *written, const char *command_l
                             .comm = t->topology.device_kind,
                             .backend = t->ops->name,
                             .device_description = device_description,
-                            .parameters = t->model.total_params,
+                            .parameters = t->model.whole_params,
                             .flops_per_token = model_flops_per_token(&t->model),
                             .loader = t->loader};
-    if (t->world_size > 1) {
-        param_tensor *params;
-        int count;
-        if (model_param_layout(c, &params, &count, st) != 0) return -1;
-        info.parameters = 0;
-        for (int i = 0; i < count; i++) info.parameters += params[i].count;
-        free(params);
-    }
     snprintf(path, sizeof path, "%s/run.json", c->run.out_dir);
     if (provenance_write(path, written, t->config_yaml, &info, st) != 0) return -1;
     snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.out_dir);

@@ -306,18 +306,13 @@ cudnn_attention *cudnn_attention_create(void) {
     return state;
 }
 
-/* the first element of head `head` of row 0 in a bf16 buffer of rows of heads × hd */
-static void *head_pointer(const void *rows, int head, int hd) {
-    return const_cast<bf16 *>(static_cast<const bf16 *>(rows) + (size_t)head * hd);
-}
-
 int cudnn_attention_forward(cudnn_attention *state, attention_shape s, void *out, void *lse,
                             const void *qkv) {
     fe::graph::Graph *graph = cached_graph(state, state->forward, "forward", s, build_forward);
     if (!graph) return -1;
-    variant_pack pack = {{Q_UID, head_pointer(qkv, 0, s.hd)},
-                         {K_UID, head_pointer(qkv, s.H, s.hd)},
-                         {V_UID, head_pointer(qkv, s.H + s.KV, s.hd)},
+    variant_pack pack = {{Q_UID, cuda_head_start(qkv, 0, s.hd)},
+                         {K_UID, cuda_head_start(qkv, s.H, s.hd)},
+                         {V_UID, cuda_head_start(qkv, s.H + s.KV, s.hd)},
                          {O_UID, out},
                          {STATS_UID, lse}};
     execute(state, graph, pack, "forward");
@@ -328,15 +323,15 @@ int cudnn_attention_backward(cudnn_attention *state, attention_shape s, void *dq
                              const void *dout, const void *qkv, const void *out, const void *lse) {
     fe::graph::Graph *graph = cached_graph(state, state->backward, "backward", s, build_backward);
     if (!graph) return -1;
-    variant_pack pack = {{Q_UID, head_pointer(qkv, 0, s.hd)},
-                         {K_UID, head_pointer(qkv, s.H, s.hd)},
-                         {V_UID, head_pointer(qkv, s.H + s.KV, s.hd)},
+    variant_pack pack = {{Q_UID, cuda_head_start(qkv, 0, s.hd)},
+                         {K_UID, cuda_head_start(qkv, s.H, s.hd)},
+                         {V_UID, cuda_head_start(qkv, s.H + s.KV, s.hd)},
                          {O_UID, const_cast<void *>(out)},
                          {DO_UID, const_cast<void *>(dout)},
                          {STATS_UID, const_cast<void *>(lse)},
-                         {DQ_UID, head_pointer(dqkv, 0, s.hd)},
-                         {DK_UID, head_pointer(dqkv, s.H, s.hd)},
-                         {DV_UID, head_pointer(dqkv, s.H + s.KV, s.hd)}};
+                         {DQ_UID, cuda_head_start(dqkv, 0, s.hd)},
+                         {DK_UID, cuda_head_start(dqkv, s.H, s.hd)},
+                         {DV_UID, cuda_head_start(dqkv, s.H + s.KV, s.hd)}};
     execute(state, graph, pack, "backward");
     return 0;
 }

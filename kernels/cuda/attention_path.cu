@@ -96,16 +96,12 @@ static int cudnn_may_run(cuda_backend *state, const int32_t *doc_start, const vo
     return 0;
 }
 
-/* the start of head `head` in row 0 of a bf16 buffer of rows of heads × hd */
-static const void *head_start(const void *rows, int head, int hd) {
-    return (const bf16 *)rows + (size_t)head * hd;
-}
-
 int cuda_attention_try_cudnn_forward(void *out, void *lse, const void *qkv,
                                      const int32_t *doc_start, int B, int T, int H, int KV,
                                      int hd) {
     cuda_backend *state = cuda_backend_state();
-    const void *tensors[] = {out, lse, qkv, head_start(qkv, H, hd), head_start(qkv, H + KV, hd)};
+    const void *tensors[] = {out, lse, qkv, cuda_head_start(qkv, H, hd),
+                             cuda_head_start(qkv, H + KV, hd)};
     int ran = 0;
     if (cudnn_may_run(state, doc_start, tensors, (int)(sizeof tensors / sizeof *tensors))) {
 #ifdef CAIRN_HAVE_CUDNN_ATTENTION
@@ -128,10 +124,10 @@ int cuda_attention_try_cudnn_backward(void *dqkv, const void *dout, const void *
                              qkv,
                              out,
                              lse,
-                             head_start(qkv, H, hd),
-                             head_start(qkv, H + KV, hd),
-                             head_start(dqkv, H, hd),
-                             head_start(dqkv, H + KV, hd)};
+                             cuda_head_start(qkv, H, hd),
+                             cuda_head_start(qkv, H + KV, hd),
+                             cuda_head_start(dqkv, H, hd),
+                             cuda_head_start(dqkv, H + KV, hd)};
     int ran = 0;
     if (cudnn_may_run(state, doc_start, tensors, (int)(sizeof tensors / sizeof *tensors))) {
 #ifdef CAIRN_HAVE_CUDNN_ATTENTION

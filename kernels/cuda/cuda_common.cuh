@@ -62,6 +62,12 @@ void *cuda_scratch(size_t bytes);
 cudaError_t cuda_attention_init(int max_shared);
 cudaError_t cuda_norms_init(int max_shared);
 
+/* The first element of head `head` in row 0 of a bf16 buffer of rows of heads × hd (qkv rows:
+ * q heads from 0, k heads from H, v heads from H + KV). */
+static inline bf16 *cuda_head_start(const void *rows, int head, int hd) {
+    return (bf16 *)rows + (size_t)head * hd;
+}
+
 static inline unsigned int cuda_blocks(size_t work, unsigned int threads) {
     size_t blocks = (work + threads - 1) / threads;
     return (unsigned int)(blocks < 1 ? 1 : blocks);
