@@ -111,6 +111,17 @@ typedef struct ops {
      * dbias += Σ_n dout (skipped when NULL) */
     void (*matmul_backward)(void *dinp, void *dweight, void *dbias, const void *dout,
                             const void *inp, const void *weight, int N, int C, int OC);
+    /* Grouped linear layers (routed experts), no bias: group g owns rows
+     * [offsets[g], offsets[g+1]) of inp/out and the weight [OC][C] at weights + g·weight_stride
+     * elements; offsets [groups+1] is host memory, offsets[0] = 0. Per group, the contract of
+     * matmul_forward / matmul_backward (dweights: the gradients at the same element offsets).
+     * Rows past offsets[groups] are untouched. */
+    void (*matmul_grouped_forward)(void *out, const void *inp, const void *weights,
+                                   size_t weight_stride, const int32_t *offsets, int groups, int C,
+                                   int OC);
+    void (*matmul_grouped_backward)(void *dinp, void *dweights, const void *dout, const void *inp,
+                                    const void *weights, size_t weight_stride,
+                                    const int32_t *offsets, int groups, int C, int OC);
 
     /* ---- attention block pieces; qkv rows are [q heads (H) | k heads (KV) | v heads (KV)] × hd ---- */
     /* RMSNorm over hd of each q head (q_weight [hd]) and each k head (k_weight [hd]);

@@ -728,10 +728,14 @@ static mlp_weights shared_mlp(const model *m, const layer_offsets *L) {
     return w;
 }
 
+/* Elements from one routed expert's weights to the next: up [expert_up_rows][d] then
+ * down [d][ffn] */
+static size_t expert_stride(const model *m) {
+    return (size_t)(m->expert_up_rows + m->expert_ffn) * m->cfg.d_model;
+}
+
 static mlp_weights expert_mlp(const model *m, const layer_offsets *L, int e) {
-    /* up [expert_up_rows][d] then down [d][ffn] */
-    size_t stride = (size_t)(m->expert_up_rows + m->expert_ffn) * m->cfg.d_model;
-    size_t up = L->experts + (size_t)e * stride;
+    size_t up = L->experts + (size_t)e * expert_stride(m);
     mlp_weights w = {up, ABSENT, up + (size_t)m->expert_up_rows * m->cfg.d_model, ABSENT, ABSENT,
                      m->expert_ffn, m->expert_up_rows};
     return w;
@@ -802,33 +806,36 @@ static void expert_parallel_return(model *m, layer_activations *a, const void *e
 
 /* The routed experts of this rank over rows grouped by expert: expert e takes rows
  * [offsets[e], offsets[e+1]) of `in` and writes them in `out` (the hidden buffers are the
- * layer's expert_pre / expert_act, at the same rows). */
+ * layer's expert_pre / expert_act, at the same rows). Each projection is one grouped product
+ * over all experts, and the activation one pass over all their rows. */
 static void experts_forward(model *m, const layer_offsets *L, layer_activations *a,
                             const int32_t *offsets, int experts, const void *in, void *out) {
-    int d = m->cfg.d_model;
-    for (int e = 0; e < experts; e++) {
-        int first = offsets[e], rows = offsets[e + 1] - first;
-        if (rows == 0) continue;
-        mlp_weights w = expert_mlp(m, L, e);
-        mlp_forward(m, &w, act_row(m, out, first, d), act_row(m, a->expert_pre, first, w.up_rows),
-                    act_row(m, a->expert_act, first, w.F), act_row(m, in, first, d), rows);
-    }
+    const ops *o = m->ops;
+    int d = m->cfg.d_model, rows = offsets[experts];
+    if (rows == 0) return;
+    mlp_weights w = expert_mlp(m, L, 0);
+    size_t stride = expert_stride(m);
+    o->matmul_grouped_forward(a->expert_pre, in, weight(m, w.up), stride, offsets, experts, d,
+                              w.up_rows);
+    activation_forward(m, a->expert_act, a->expert_pre, rows, w.F, w.alpha);
+    o->matmul_grouped_forward(out, a->expert_act, weight(m, w.down), stride, offsets, experts,
+                              w.F, d);
 }
 
 /* Its backward: din from dout, weight gradients +=. */
 static void experts_backward(model *m, const layer_offsets *L, const layer_activations *a,
                              const int32_t *offsets, int experts, const void *dout, void *din,
                              const void *in) {
-    int d = m->cfg.d_model;
-    for (int e = 0; e < experts; e++) {
-        int first = offsets[e], rows = offsets[e + 1] - first;
-        if (rows == 0) continue;
-        mlp_weights w = expert_mlp(m, L, e);
-        mlp_backward(m, &w, act_row(m, din, first, d), act_row(m, m->dexpert_pre, first, w.up_rows),
-                     act_row(m, m->dexpert_act, first, w.F), act_row(m, dout, first, d),
-                     act_row(m, a->expert_pre, first, w.up_rows),
-                     act_row(m, a->expert_act, first, w.F), act_row(m, in, first, d), rows);
-    }
+    const ops *o = m->ops;
+    int d = m->cfg.d_model, rows = offsets[experts];
+    if (rows == 0) return;
+    mlp_weights w = expert_mlp(m, L, 0);
+    size_t stride = expert_stride(m);
+    o->matmul_grouped_backward(m->dexpert_act, grad(m, w.down), dout, a->expert_act,
+                               weight(m, w.down), stride, offsets, experts, w.F, d);
+    activation_backward(m, m->dexpert_pre, m->dexpert_act, a->expert_pre, rows, w.F, w.alpha);
+    o->matmul_grouped_backward(din, grad(m, w.up), m->dexpert_pre, in, weight(m, w.up), stride,
+                               offsets, experts, d, w.up_rows);
 }
 
 /* out [N][d] = Σ gates · experts(x) (+ shared experts(x)), x = mlp_norm_out. With tensor

@@ -22,3 +22,32 @@ void CPU_FN(matmul_backward)(void *dinp, void *dweight, void *dbias, const void 
     if (dweight) CPU_FN(gemm)(1, 0, OC, C, N, dout, OC, inp, C, 1, dweight, C);
     if (dbias) CPU_FN(add_partials)(dbias, dout, N, OC);
 }
+
+/* Groups one after another through the ungrouped ops: a group's result does not depend on the
+ * others, so the grouped ops give the bits of a loop over matmul_forward / matmul_backward. */
+void CPU_FN(matmul_grouped_forward)(void *out, const void *inp, const void *weights,
+                                    size_t weight_stride, const int32_t *offsets, int groups,
+                                    int C, int OC) {
+    for (int g = 0; g < groups; g++) {
+        int first = offsets[g], rows = offsets[g + 1] - first;
+        if (rows == 0) continue;
+        CPU_FN(matmul_forward)((real *)out + (size_t)first * OC,
+                               (const real *)inp + (size_t)first * C,
+                               (const real *)weights + (size_t)g * weight_stride, NULL, rows, C,
+                               OC);
+    }
+}
+
+void CPU_FN(matmul_grouped_backward)(void *dinp, void *dweights, const void *dout,
+                                     const void *inp, const void *weights, size_t weight_stride,
+                                     const int32_t *offsets, int groups, int C, int OC) {
+    for (int g = 0; g < groups; g++) {
+        int first = offsets[g], rows = offsets[g + 1] - first;
+        if (rows == 0) continue;
+        CPU_FN(matmul_backward)(dinp ? (real *)dinp + (size_t)first * C : NULL,
+                                (real *)dweights + (size_t)g * weight_stride, NULL,
+                                (const real *)dout + (size_t)first * OC,
+                                (const real *)inp + (size_t)first * C,
+                                (const real *)weights + (size_t)g * weight_stride, rows, C, OC);
+    }
+}

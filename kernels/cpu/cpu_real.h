@@ -132,6 +132,12 @@ void CPU_FN(matmul_forward)(void *out, const void *inp, const void *weight, cons
                             int N, int C, int OC);
 void CPU_FN(matmul_backward)(void *dinp, void *dweight, void *dbias, const void *dout,
                              const void *inp, const void *weight, int N, int C, int OC);
+void CPU_FN(matmul_grouped_forward)(void *out, const void *inp, const void *weights,
+                                    size_t weight_stride, const int32_t *offsets, int groups,
+                                    int C, int OC);
+void CPU_FN(matmul_grouped_backward)(void *dinp, void *dweights, const void *dout,
+                                     const void *inp, const void *weights, size_t weight_stride,
+                                     const int32_t *offsets, int groups, int C, int OC);
 
 void CPU_FN(qk_norm_forward)(void *out_qkv, void *rstd, const void *inp_qkv, const void *q_weight,
                              const void *k_weight, int N, int H, int KV, int hd, float eps);

@@ -11,6 +11,7 @@
 #define CAIRN_CUDA_COMMON_CUH
 
 #include <cublasLt.h>
+#include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -49,6 +50,13 @@ typedef struct cuda_backend {
      * builds without cuDNN attention) */
     int attention_path, attention_ran[2], attention_notes;
     struct cudnn_attention *cudnn_attention;
+    /* gemm_grouped.cu: cuBLAS's handle (cublasGemmGroupedBatchedEx; it shares the cuBLASLt
+     * workspace, as both run on the one stream), the device arrays of the grouped call's
+     * operand pointers, the chosen cuda_grouped_gemm_path, what ran last, whether the grouped
+     * call was refused (noted once, the per-group calls run from then on) */
+    cublasHandle_t blas;
+    void **grouped_pointers;
+    int grouped_gemm_path, grouped_gemm_ran, grouped_gemm_refused;
 } cuda_backend;
 
 cuda_backend *cuda_backend_state(void);
@@ -170,6 +178,16 @@ void cuda_matmul_forward(void *out, const void *inp, const void *weight, const v
                          int C, int OC);
 void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
                           const void *inp, const void *weight, int N, int C, int OC);
+/* gemm_grouped.cu: CAIRN_CUDA_GROUPED_GEMM into the state (-1 with `why` for a bad value); the
+ * cuBLAS handle and pointer arrays (-1 with `why` when they cannot be made) */
+int cuda_grouped_gemm_read_environment(cuda_backend *state, char *why, size_t why_size);
+int cuda_grouped_gemm_start(cuda_backend *state, char *why, size_t why_size);
+void cuda_matmul_grouped_forward(void *out, const void *inp, const void *weights,
+                                 size_t weight_stride, const int32_t *offsets, int groups, int C,
+                                 int OC);
+void cuda_matmul_grouped_backward(void *dinp, void *dweights, const void *dout, const void *inp,
+                                  const void *weights, size_t weight_stride,
+                                  const int32_t *offsets, int groups, int C, int OC);
 /* attention.cu: the flash kernels, or cuDNN when attention_path.cu lets it run the call */
 void cuda_attention_forward(void *out, void *lse, const void *qkv, const int32_t *doc_start,
                             int B, int T, int H, int KV, int hd);

@@ -1,5 +1,6 @@
 /* The CUDA backend's ops table: initialisation (device check, cuBLASLt handle
- * and workspace, kernel attributes, the attention path and cuDNN handle),
+ * and workspace, kernel attributes, the attention path and cuDNN handle, the
+ * grouped-GEMM path and cuBLAS handle),
  * memory, conversions between the host's fp32 and the device's bf16/fp32
  * buffers. The kernels live in the other files of this folder. */
 #include <stdio.h>
@@ -209,6 +210,8 @@ static const ops cuda_ops = {
     .layernorm_backward = cuda_layernorm_backward,
     .matmul_forward = cuda_matmul_forward,
     .matmul_backward = cuda_matmul_backward,
+    .matmul_grouped_forward = cuda_matmul_grouped_forward,
+    .matmul_grouped_backward = cuda_matmul_grouped_backward,
     .qk_norm_forward = cuda_qk_norm_forward,
     .qk_norm_backward = cuda_qk_norm_backward,
     .rope_forward = cuda_rope_forward,
@@ -287,7 +290,9 @@ static int backend_init(cuda_backend *state, int local_rank, char *why, size_t w
                      prop.name, prop.major, prop.minor);
         return -1;
     }
-    if (cuda_attention_read_environment(state, why, why_size) != 0) return -1;
+    if (cuda_attention_read_environment(state, why, why_size) != 0 ||
+        cuda_grouped_gemm_read_environment(state, why, why_size) != 0)
+        return -1;
     state->multiprocessors = prop.multiProcessorCount;
     snprintf(state->name, sizeof state->name, "%s", prop.name);
     state->peak_flops = datasheet_peak_flops(prop.name);
@@ -309,6 +314,11 @@ static int backend_init(cuda_backend *state, int local_rank, char *why, size_t w
         cuda_device_free(state->lt_workspace);
         cublasLtDestroy(state->lt);
         return fail(why, why_size, "cudaFuncSetAttribute (shared memory)", err);
+    }
+    if (cuda_grouped_gemm_start(state, why, why_size) != 0) {
+        cuda_device_free(state->lt_workspace);
+        cublasLtDestroy(state->lt);
+        return -1;
     }
     cuda_attention_start_cudnn(state); /* cannot fail the backend: attention falls back to flash */
     return 0;

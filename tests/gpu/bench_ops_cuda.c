@@ -4,8 +4,9 @@
  * buffer), never zeros. Each row: the median over 5 rounds of the mean time of
  * an op, and its rate (TFLOP/s for matrix work, GB/s of the minimum traffic
  * otherwise). Attention is timed on cuDNN and on the flash kernels (only flash
- * with documents); its rows name the implementation that ran. Exit 77 when no
- * CUDA device is usable. */
+ * with documents), routed experts' GEMMs on the grouped call and per expert;
+ * their rows name the implementation that ran. Exit 77 when no CUDA device is
+ * usable. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "common/random.h"
 #include "kernels/cuda/attention_path.h"
+#include "kernels/cuda/gemm_grouped_path.h"
 #include "kernels/ops.h"
 
 enum { PATTERN = 1 << 22, ROUNDS = 5 };
@@ -128,6 +130,59 @@ static void bench_matmul(bench *b, const char *name, int N, int C, int OC) {
     row("matmul_backward", shape, time_op(b, run_matmul_backward, &c, 10), 2 * flops, 0);
     void *all[] = {c.out, c.inp, c.weight, c.dout, c.dinp, c.dweight};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
+}
+
+typedef struct grouped_case {
+    const ops *o;
+    void *out, *inp, *weights, *dout, *dinp, *dweights;
+    int32_t *offsets; /* host */
+    int groups, C, OC;
+} grouped_case;
+
+static void run_matmul_grouped_forward(void *c_) {
+    grouped_case *c = c_;
+    c->o->matmul_grouped_forward(c->out, c->inp, c->weights, (size_t)c->OC * c->C, c->offsets,
+                                 c->groups, c->C, c->OC);
+}
+
+static void run_matmul_grouped_backward(void *c_) {
+    grouped_case *c = c_;
+    c->o->matmul_grouped_backward(c->dinp, c->dweights, c->dout, c->inp, c->weights,
+                                  (size_t)c->OC * c->C, c->offsets, c->groups, c->C, c->OC);
+}
+
+/* One projection of `groups` routed experts of `rows` rows each (alternately 20 % more and
+ * fewer, as routing is never even) on the grouped call and on one cuBLASLt call per expert:
+ * the rows that set CUDA_GROUPED_GEMM_AUTO_ROWS. */
+static void bench_matmul_grouped(bench *b, const char *name, int groups, int rows, int C, int OC) {
+    grouped_case c = {.o = b->gpu, .groups = groups, .C = C, .OC = OC};
+    c.offsets = malloc((size_t)(groups + 1) * sizeof(int32_t));
+    c.offsets[0] = 0;
+    for (int g = 0; g < groups; g++)
+        c.offsets[g + 1] = c.offsets[g] + rows + (g % 2 ? -rows / 5 : rows / 5);
+    size_t N = (size_t)c.offsets[groups];
+    c.out = device_buffer(b, N * OC, 0);
+    c.inp = device_buffer(b, N * C, 0);
+    c.weights = device_buffer(b, (size_t)groups * OC * C, 0);
+    c.dout = device_buffer(b, N * OC, 0);
+    c.dinp = device_buffer(b, N * C, 0);
+    c.dweights = device_buffer(b, (size_t)groups * OC * C, 1);
+    double flops = 2.0 * (double)N * C * OC;
+    const cuda_grouped_gemm_path paths[2] = {CUDA_GROUPED_GEMM_GROUPED, CUDA_GROUPED_GEMM_LOOP};
+    for (int p = 0; p < 2; p++) {
+        cuda_grouped_gemm_use(paths[p]);
+        char shape[80];
+        double forward = time_op(b, run_matmul_grouped_forward, &c, 10);
+        snprintf(shape, sizeof shape, "%s E%d r%d %dx%d %s", name, groups, rows, C, OC,
+                 cuda_grouped_gemm_path_name(cuda_grouped_gemm_ran()));
+        row("grouped_forward", shape, forward, flops, 0);
+        row("grouped_backward", shape, time_op(b, run_matmul_grouped_backward, &c, 10),
+            2 * flops, 0);
+    }
+    cuda_grouped_gemm_use(CUDA_GROUPED_GEMM_AUTO);
+    void *all[] = {c.out, c.inp, c.weights, c.dout, c.dinp, c.dweights};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
+    free(c.offsets);
 }
 
 typedef struct attention_case {
@@ -366,6 +421,16 @@ int main(void) {
     bench_rmsnorm(&b, N, 2048);
     bench_swiglu(&b, N, 8192);
     bench_cross_entropy(&b, N, 128256);
+    /* moe-8x-gmm's experts (16384 tokens, top-2 of 8: 4096 rows each), then a fine-grained MoE's
+     * (d 2048, expert ffn 768) at 256 to 4096 rows per expert */
+    bench_matmul_grouped(&b, "moe8-up", 8, 4096, 1024, 5632);
+    bench_matmul_grouped(&b, "moe8-down", 8, 4096, 2816, 1024);
+    bench_matmul_grouped(&b, "fine-up", 64, 256, 2048, 1536);
+    bench_matmul_grouped(&b, "fine-up", 64, 512, 2048, 1536);
+    bench_matmul_grouped(&b, "fine-up", 32, 1024, 2048, 1536);
+    bench_matmul_grouped(&b, "fine-up", 16, 2048, 2048, 1536);
+    bench_matmul_grouped(&b, "fine-up", 8, 4096, 2048, 1536);
+    bench_matmul_grouped(&b, "fine-down", 64, 512, 768, 2048);
     bench_moe_route(&b, 8 * 2048, 8, 2, 0.0);
     bench_moe_route(&b, 8 * 2048, 8, 2, 1.25);
     bench_moe_route(&b, 8 * 2048, 64, 8, 0.0);

@@ -20,6 +20,7 @@
 
 #include "common/random.h"
 #include "kernels/cuda/attention_path.h"
+#include "kernels/cuda/gemm_grouped_path.h"
 #include "kernels/ops.h"
 
 /* bf16 output rounding is 2^-9 relative; the default leaves 4x headroom */
@@ -370,6 +371,56 @@ static void test_matmul_row_counts(harness *h) {
     static const int rows[] = {1000, 900, 1024, 777, 1000, 5, 64, 63};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         test_matmul(h, rows[i], 128, 192, i % 2, 0, 1);
+}
+
+/* Grouped linear layers (routed experts) of `groups` groups (every third one empty, the others
+ * of max_rows/2 to max_rows rows), weights `gap` elements apart beyond [OC][C], on the path
+ * asked for; a row checks which path ran the forward and dinp products. */
+static void test_matmul_grouped(harness *h, cuda_grouped_gemm_path path, int groups, int max_rows,
+                                int C, int OC, int gap, cuda_grouped_gemm_path expected) {
+    char name[112], shape[80];
+    int32_t *offsets = host_alloc((size_t)(groups + 1) * sizeof(int32_t));
+    for (int g = 0; g < groups; g++) {
+        int half = max_rows / 2;
+        int rows = g % 3 == 1 ? 0 : half + (int)random_below(&h->rng, (uint64_t)half + 1);
+        offsets[g + 1] = offsets[g] + rows;
+    }
+    int N = offsets[groups];
+    size_t stride = (size_t)OC * C + gap;
+    snprintf(shape, sizeof shape, "E%d N%d %dx%d%s %s", groups, N, C, OC, gap ? " gap" : "",
+             cuda_grouped_gemm_path_name(path));
+    cuda_grouped_gemm_use(path);
+    tensor inp = tensor_random_new(h, (size_t)N * C, ACT, 1.0);
+    tensor weights = tensor_random_new(h, groups * stride, ACT, 0.05);
+    tensor out = tensor_new(h, (size_t)N * OC, ACT);
+    tensor_poison(h, &out);
+    h->cpu->matmul_grouped_forward(out.cpu, inp.cpu, weights.cpu, stride, offsets, groups, C, OC);
+    h->gpu->matmul_grouped_forward(out.gpu, inp.gpu, weights.gpu, stride, offsets, groups, C, OC);
+    cuda_grouped_gemm_path ran_forward = cuda_grouped_gemm_ran();
+    snprintf(name, sizeof name, "matmul_grouped_forward %s", shape);
+    check_bf16(h, name, &out);
+
+    tensor dout = tensor_random_new(h, (size_t)N * OC, ACT, 1.0);
+    tensor dinp = tensor_new(h, (size_t)N * C, ACT);
+    tensor dweights = tensor_random_new(h, groups * stride, MASTER, 1.0);
+    tensor_poison(h, &dinp);
+    h->cpu->matmul_grouped_backward(dinp.cpu, dweights.cpu, dout.cpu, inp.cpu, weights.cpu, stride,
+                                    offsets, groups, C, OC);
+    h->gpu->matmul_grouped_backward(dinp.gpu, dweights.gpu, dout.gpu, inp.gpu, weights.gpu, stride,
+                                    offsets, groups, C, OC);
+    cuda_grouped_gemm_path ran_backward = cuda_grouped_gemm_ran();
+    snprintf(name, sizeof name, "matmul_grouped_backward dinp %s", shape);
+    check_bf16(h, name, &dinp);
+    snprintf(name, sizeof name, "matmul_grouped_backward dw+= %s", shape);
+    check(h, name, &dweights, 1e-5, 1e-4);
+    snprintf(name, sizeof name, "matmul_grouped ran %s/%s %s",
+             cuda_grouped_gemm_path_name(ran_forward), cuda_grouped_gemm_path_name(ran_backward),
+             shape);
+    report(h, name, 0.0, 0.0, ran_forward == expected && ran_backward == expected, 0.0, 0.0);
+    free(offsets);
+    tensor *all[] = {&inp, &weights, &out, &dout, &dinp, &dweights};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+    cuda_grouped_gemm_use(CUDA_GROUPED_GEMM_AUTO);
 }
 
 static void test_qk_norm(harness *h, int N, int H, int KV, int hd) {
@@ -871,6 +922,15 @@ int main(void) {
     test_matmul(&h, 64, 100, 72, 1, 1, 1);
     test_matmul(&h, 130, 64, 96, 0, 0, 0);
     test_matmul_row_counts(&h);
+    /* each path asked for; more groups than one grouped call takes (64); auto on small and on
+     * large groups; rows of 100 columns (200 bytes) are not 16-byte aligned for the grouped call */
+    const cuda_grouped_gemm_path grouped = CUDA_GROUPED_GEMM_GROUPED, loop = CUDA_GROUPED_GEMM_LOOP;
+    test_matmul_grouped(&h, grouped, 8, 300, 128, 192, 8, grouped);
+    test_matmul_grouped(&h, loop, 8, 300, 128, 192, 8, loop);
+    test_matmul_grouped(&h, grouped, 70, 40, 64, 96, 0, grouped);
+    test_matmul_grouped(&h, CUDA_GROUPED_GEMM_AUTO, 16, 200, 256, 128, 0, grouped);
+    test_matmul_grouped(&h, CUDA_GROUPED_GEMM_AUTO, 3, 5000, 128, 256, 0, loop);
+    test_matmul_grouped(&h, grouped, 6, 100, 100, 72, 0, loop);
     test_qk_norm(&h, 64, 4, 2, 64);
     test_rope(&h, 64, 4, 2, 64);
     test_attention(&h, CUDA_ATTENTION_AUTO, 2, 200, 4, 2, 64, 40);

@@ -111,6 +111,69 @@ static void hand_matmul(const ops *o) {
     for (size_t k = 0; k < sizeof buffers / sizeof *buffers; k++) o->free(buffers[k]);
 }
 
+/* Three groups over rows {0, 1}, {} and {2, 3, 4} of 3 columns, weights [2][3] 8 elements apart
+ * (a gap of 2 between them): each group equals matmul_forward / matmul_backward over its rows
+ * and weight; the empty group's gradient, the gaps and a row past the last group stay as they
+ * were. */
+static void hand_matmul_grouped(const ops *o) {
+    enum { ROWS = 6, C = 3, OC = 2, STRIDE = 8, GROUPS = 3 };
+    const int32_t offsets[GROUPS + 1] = {0, 2, 2, 5};
+    float inp[ROWS * C], weights[GROUPS * STRIDE], dout[ROWS * OC], sentinel[ROWS * C];
+    for (int i = 0; i < ROWS * C; i++) inp[i] = (float)(i % 7) - 2.5f;
+    for (int i = 0; i < GROUPS * STRIDE; i++) weights[i] = (float)((i * 5) % 9) * 0.25f - 1;
+    for (int i = 0; i < ROWS * OC; i++) dout[i] = (float)((i * 3) % 5) - 1.5f;
+    for (int i = 0; i < ROWS * C; i++) sentinel[i] = 100 + i;
+    void *x = upload(o, inp, ROWS * C), *w = upload(o, weights, GROUPS * STRIDE);
+    void *dy = upload(o, dout, ROWS * OC);
+    void *out = upload(o, sentinel, ROWS * OC), *dinp = upload(o, sentinel, ROWS * C);
+    void *dweights = upload_master(o, weights, GROUPS * STRIDE);
+    o->matmul_grouped_forward(out, x, w, STRIDE, offsets, GROUPS, C, OC);
+    o->matmul_grouped_backward(dinp, dweights, dy, x, w, STRIDE, offsets, GROUPS, C, OC);
+    float out_host[ROWS * OC], dinp_host[ROWS * C], dweights_host[GROUPS * STRIDE];
+    o->act_to_float(out_host, out, ROWS * OC);
+    o->act_to_float(dinp_host, dinp, ROWS * C);
+    o->master_to_float(dweights_host, dweights, GROUPS * STRIDE);
+    /* row 0 of group 0 by hand: out[0][j] = Σ_c inp[0][c] · weight0[j][c] */
+    for (int j = 0; j < OC; j++) {
+        float sum = 0;
+        for (int c = 0; c < C; c++) sum += inp[c] * weights[j * C + c];
+        CHECK_NEAR(out_host[j], sum, 1e-6);
+    }
+    for (int g = 0; g < GROUPS; g++) {
+        int first = offsets[g], rows = offsets[g + 1] - first;
+        if (rows == 0) continue;
+        float one_out[ROWS * OC], one_dinp[ROWS * C], one_dweight[OC * C];
+        void *out1 = o->alloc(ROWS * OC * o->act_bytes);
+        void *dinp1 = o->alloc(ROWS * C * o->act_bytes);
+        void *xg = upload(o, inp + first * C, rows * C);
+        void *wg = upload(o, weights + g * STRIDE, OC * C);
+        void *dyg = upload(o, dout + first * OC, rows * OC);
+        void *dwg = upload_master(o, weights + g * STRIDE, OC * C);
+        o->matmul_forward(out1, xg, wg, NULL, rows, C, OC);
+        o->matmul_backward(dinp1, dwg, NULL, dyg, xg, wg, rows, C, OC);
+        o->act_to_float(one_out, out1, rows * OC);
+        o->act_to_float(one_dinp, dinp1, rows * C);
+        o->master_to_float(one_dweight, dwg, OC * C);
+        CHECK_MSG(memcmp(one_out, out_host + first * OC, rows * OC * sizeof(float)) == 0,
+                  "%s: grouped forward of group %d differs from matmul_forward", o->name, g);
+        CHECK_MSG(memcmp(one_dinp, dinp_host + first * C, rows * C * sizeof(float)) == 0,
+                  "%s: grouped dinp of group %d differs from matmul_backward", o->name, g);
+        CHECK_MSG(memcmp(one_dweight, dweights_host + g * STRIDE, OC * C * sizeof(float)) == 0,
+                  "%s: grouped dweight of group %d differs from matmul_backward", o->name, g);
+        void *buffers[] = {out1, dinp1, xg, wg, dyg, dwg};
+        for (size_t k = 0; k < sizeof buffers / sizeof *buffers; k++) o->free(buffers[k]);
+    }
+    /* untouched: the empty group's gradient, the gaps between weights, the row past the groups */
+    for (int i = 0; i < OC * C; i++) CHECK(dweights_host[STRIDE + i] == weights[STRIDE + i]);
+    for (int g = 0; g < GROUPS; g++)
+        for (int i = OC * C; i < STRIDE; i++)
+            CHECK(dweights_host[g * STRIDE + i] == weights[g * STRIDE + i]);
+    for (int j = 0; j < OC; j++) CHECK(out_host[5 * OC + j] == sentinel[5 * OC + j]);
+    for (int c = 0; c < C; c++) CHECK(dinp_host[5 * C + c] == sentinel[5 * C + c]);
+    void *buffers[] = {x, w, dy, out, dinp, dweights};
+    for (size_t k = 0; k < sizeof buffers / sizeof *buffers; k++) o->free(buffers[k]);
+}
+
 /* T = 3, one head, hd = 2. Each token its own document: out = v. Then documents
  * {0, 1} and {2}: token 1 mixes v0 and v1 by the softmax of q1·k/√2, token 2 = v2. */
 static void hand_attention(const ops *o) {
@@ -519,6 +582,21 @@ static void run_matmul(run *x) {
     keep(x->out, x->o, "matmul dbias", db, OC);
 }
 
+/* experts of uneven sizes, one without rows, weights with a gap between them */
+static void run_matmul_grouped(run *x) {
+    enum { C = 70, OC = 90, GROUPS = 4, STRIDE = OC * C + 16 };
+    const int32_t offsets[GROUPS + 1] = {0, 130, 130, 171, 300};
+    int N = offsets[GROUPS];
+    void *inp = input(x, (size_t)N * C, -1, 1), *w = input(x, GROUPS * STRIDE, -1, 1);
+    void *dout = input(x, (size_t)N * OC, -1, 1), *out = buffer(x, (size_t)N * OC);
+    void *dinp = buffer(x, (size_t)N * C), *dw = input(x, GROUPS * STRIDE, -1, 1);
+    x->o->matmul_grouped_forward(out, inp, w, STRIDE, offsets, GROUPS, C, OC);
+    x->o->matmul_grouped_backward(dinp, dw, dout, inp, w, STRIDE, offsets, GROUPS, C, OC);
+    keep(x->out, x->o, "matmul_grouped out", out, (size_t)N * OC);
+    keep(x->out, x->o, "matmul_grouped dinp", dinp, (size_t)N * C);
+    keep(x->out, x->o, "matmul_grouped dweights", dw, GROUPS * STRIDE);
+}
+
 static void run_qk_norm(run *x) {
     enum { N = 200, H = 4, KV = 2, hd = 32, ROW = (H + 2 * KV) * hd };
     void *inp = input(x, N * ROW, -2, 2), *qw = input(x, hd, 0.5, 1.5);
@@ -688,6 +766,7 @@ static const op_run op_runs[] = {
     {"rmsnorm", run_norm, 0, 1e-5},
     {"layernorm", run_norm, 1, 1e-5},
     {"matmul", run_matmul, 0, 1e-5},
+    {"matmul_grouped", run_matmul_grouped, 0, 1e-5},
     {"qk_norm", run_qk_norm, 0, 1e-5},
     {"rope", run_rope, 0, 1e-5},
     {"attention", run_attention, 0, 1e-5},
@@ -816,6 +895,7 @@ int main(void) {
     for (int i = 0; i < 2; i++) {
         hand_memory(backends[i]);
         hand_matmul(backends[i]);
+        hand_matmul_grouped(backends[i]);
         hand_attention(backends[i]);
         hand_cross_entropy(backends[i]);
         hand_vocab_parallel_cross_entropy(backends[i]);
