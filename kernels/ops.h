@@ -122,6 +122,20 @@ typedef struct ops {
     void (*matmul_grouped_backward)(void *dinp, void *dweights, const void *dout, const void *inp,
                                     const void *weights, size_t weight_stride,
                                     const int32_t *offsets, int groups, int C, int OC);
+    /* A linear layer and the GELU after it: pre[N][OC] = inp · weightᵀ + bias (bias may be
+     * NULL), out = gelu(pre) (tanh approximation, as gelu_forward), both overwritten; pre is
+     * what the backward reads. The cpu backends run exactly matmul_forward then gelu_forward;
+     * cuda applies the GELU in the GEMM's epilogue where cuBLASLt can (docs/cuda.md), to the
+     * fp32 product before it is rounded to bf16. */
+    void (*matmul_gelu_forward)(void *out, void *pre, const void *inp, const void *weight,
+                                const void *bias, int N, int C, int OC);
+    /* The backward of a linear layer whose input is inp = gelu(pre), through that GELU:
+     * dinp_pre[N][C] = (dout · weight) ⊙ gelu'(pre) (overwrite; pre [N][C]), dweight += doutᵀ ·
+     * inp, dbias += Σ_n dout (skipped when NULL). The cpu backends run exactly matmul_backward
+     * then gelu_backward; cuda fuses the GELU into the dinp GEMM where cuBLASLt can. */
+    void (*matmul_gelu_backward)(void *dinp_pre, void *dweight, void *dbias, const void *dout,
+                                 const void *inp, const void *weight, const void *pre, int N,
+                                 int C, int OC);
 
     /* ---- attention block pieces; qkv rows are [q heads (H) | k heads (KV) | v heads (KV)] × hd ---- */
     /* RMSNorm over hd of each q head (q_weight [hd]) and each k head (k_weight [hd]);

@@ -661,6 +661,8 @@ static void norm_backward(const model *m, void *dinp, const void *dout, const vo
         o->rmsnorm_backward(dinp, grad(m, w), dout, inp, weight(m, w), rstd, N, d);
 }
 
+/* The MLPs run GELU in one op with the linear layer next to it (matmul_gelu_*), which the cuda
+ * backend fuses into the GEMM; routed experts, whose linear layers are grouped, call these. */
 static void activation_forward(const model *m, void *out, const void *inp, int rows, int F,
                                size_t alpha) {
     const ops *o = m->ops;
@@ -697,8 +699,13 @@ static void mlp_forward(const model *m, const mlp_weights *w, void *out, void *p
                         const void *inp, int rows) {
     const ops *o = m->ops;
     int d = m->cfg.d_model;
-    o->matmul_forward(pre, inp, weight(m, w->up), weight(m, w->up_bias), rows, d, w->up_rows);
-    activation_forward(m, hidden, pre, rows, w->F, w->alpha);
+    const void *up = weight(m, w->up), *up_bias = weight(m, w->up_bias);
+    if (m->cfg.activation == ACTIVATION_GELU) {
+        o->matmul_gelu_forward(hidden, pre, inp, up, up_bias, rows, d, w->up_rows);
+    } else {
+        o->matmul_forward(pre, inp, up, up_bias, rows, d, w->up_rows);
+        activation_forward(m, hidden, pre, rows, w->F, w->alpha);
+    }
     if (!out) return;
     o->matmul_forward(out, hidden, weight(m, w->down), row_parallel_bias(m, w->down_bias), rows,
                       w->F, d);
@@ -710,9 +717,14 @@ static void mlp_backward(const model *m, const mlp_weights *w, void *dinp, void 
                          const void *inp, int rows) {
     const ops *o = m->ops;
     int d = m->cfg.d_model;
-    o->matmul_backward(dhidden, grad(m, w->down), grad(m, w->down_bias), dout, hidden,
-                       weight(m, w->down), rows, w->F, d);
-    activation_backward(m, dpre, dhidden, pre, rows, w->F, w->alpha);
+    void *ddown = grad(m, w->down), *ddown_bias = grad(m, w->down_bias);
+    const void *down = weight(m, w->down);
+    if (m->cfg.activation == ACTIVATION_GELU) {
+        o->matmul_gelu_backward(dpre, ddown, ddown_bias, dout, hidden, down, pre, rows, w->F, d);
+    } else {
+        o->matmul_backward(dhidden, ddown, ddown_bias, dout, hidden, down, rows, w->F, d);
+        activation_backward(m, dpre, dhidden, pre, rows, w->F, w->alpha);
+    }
     o->matmul_backward(dinp, grad(m, w->up), grad(m, w->up_bias), dpre, inp, weight(m, w->up),
                        rows, d, w->up_rows);
 }

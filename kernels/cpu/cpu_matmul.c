@@ -1,6 +1,8 @@
 /* Linear layers (PyTorch layout, weight [OC][C]) on top of the backend GEMM.
  * The bias gradient is a column sum over the N rows (add_partials: one task
- * per column block, rows added in order, independent of the thread count). */
+ * per column block, rows added in order, independent of the thread count).
+ * The GELU variants are the plain ops followed by the GELU ones, so a model
+ * gives the same bits whichever it calls. */
 #include "kernels/cpu/cpu_real.h"
 
 #include <string.h>
@@ -50,4 +52,18 @@ void CPU_FN(matmul_grouped_backward)(void *dinp, void *dweights, const void *dou
                                 (const real *)inp + (size_t)first * C,
                                 (const real *)weights + (size_t)g * weight_stride, rows, C, OC);
     }
+}
+
+void CPU_FN(matmul_gelu_forward)(void *out, void *pre, const void *inp, const void *weight,
+                                 const void *bias, int N, int C, int OC) {
+    CPU_FN(matmul_forward)(pre, inp, weight, bias, N, C, OC);
+    CPU_FN(gelu_forward)(out, pre, (size_t)N * OC);
+}
+
+void CPU_FN(matmul_gelu_backward)(void *dinp_pre, void *dweight, void *dbias, const void *dout,
+                                  const void *inp, const void *weight, const void *pre, int N,
+                                  int C, int OC) {
+    CPU_FN(matmul_backward)(dinp_pre, dweight, dbias, dout, inp, weight, N, C, OC);
+    /* in place: gelu_backward reads each element's gradient before it writes it */
+    CPU_FN(gelu_backward)(dinp_pre, dinp_pre, pre, (size_t)N * C);
 }

@@ -138,6 +138,11 @@ void CPU_FN(matmul_grouped_forward)(void *out, const void *inp, const void *weig
 void CPU_FN(matmul_grouped_backward)(void *dinp, void *dweights, const void *dout,
                                      const void *inp, const void *weights, size_t weight_stride,
                                      const int32_t *offsets, int groups, int C, int OC);
+void CPU_FN(matmul_gelu_forward)(void *out, void *pre, const void *inp, const void *weight,
+                                 const void *bias, int N, int C, int OC);
+void CPU_FN(matmul_gelu_backward)(void *dinp_pre, void *dweight, void *dbias, const void *dout,
+                                  const void *inp, const void *weight, const void *pre, int N,
+                                  int C, int OC);
 
 void CPU_FN(qk_norm_forward)(void *out_qkv, void *rstd, const void *inp_qkv, const void *q_weight,
                              const void *k_weight, int N, int H, int KV, int hd, float eps);

@@ -57,6 +57,9 @@ typedef struct cuda_backend {
     cublasHandle_t blas;
     void **grouped_pointers;
     int grouped_gemm_path, grouped_gemm_ran, grouped_gemm_refused;
+    /* gemm.cu: the GELU epilogues switched off (kernels/cuda/gelu_epilogue.h), whether the latest
+     * matmul_gelu forward and backward ran them, the refusals already noted */
+    int gelu_epilogue_off, gelu_epilogue_ran[2], gelu_epilogue_notes;
 } cuda_backend;
 
 cuda_backend *cuda_backend_state(void);
@@ -188,6 +191,11 @@ void cuda_matmul_grouped_forward(void *out, const void *inp, const void *weights
 void cuda_matmul_grouped_backward(void *dinp, void *dweights, const void *dout, const void *inp,
                                   const void *weights, size_t weight_stride,
                                   const int32_t *offsets, int groups, int C, int OC);
+void cuda_matmul_gelu_forward(void *out, void *pre, const void *inp, const void *weight,
+                              const void *bias, int N, int C, int OC);
+void cuda_matmul_gelu_backward(void *dinp_pre, void *dweight, void *dbias, const void *dout,
+                               const void *inp, const void *weight, const void *pre, int N, int C,
+                               int OC);
 /* attention.cu: the flash kernels, or cuDNN when attention_path.cu lets it run the call */
 void cuda_attention_forward(void *out, void *lse, const void *qkv, const int32_t *doc_start,
                             int B, int T, int H, int KV, int hd);

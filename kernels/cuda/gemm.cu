@@ -4,21 +4,45 @@
  * column-major [cols][rows], so out = inp · weightᵀ becomes outᵀ = weight' · inpᵀ.
  *
  * Matmul descriptors, layouts and the heuristic's algorithm are cached per
- * shape/alignment; the bias pointer is set on the cached descriptor at each
- * call, which is safe because cuBLASLt reads it when the call is enqueued.
+ * shape, alignment and epilogue; the bias and aux pointers are set on the
+ * cached descriptor at each call, which is safe because cuBLASLt reads them
+ * when the call is enqueued.
  * The token-row dimension is cached by bucket (four per octave), not exactly:
  * a routed expert's row count changes with every layer and step, and asking
  * cuBLASLt's heuristic anew for each (tens to hundreds of microseconds on the
  * host, and evicting the dense layers' plans) would starve the GPU. A plan
  * serves any row count of its bucket: the layouts take the exact count at the
  * call, and the algorithm is checked for it once per change of count (the
- * heuristic runs for the exact shape in the rare case the check fails). */
+ * heuristic runs for the exact shape in the rare case the check fails).
+ *
+ * matmul_gelu_forward and matmul_gelu_backward fold GPT-2's GELU into the GEMM
+ * (CUBLASLT_EPILOGUE_GELU_AUX[_BIAS], which also writes the pre-activation, and
+ * CUBLASLT_EPILOGUE_DGELU, which multiplies by GELU's derivative at it), saving
+ * passes over the N × F hidden activations. cuBLASLt's GELU is the tanh
+ * approximation, as gelu_forward here. NVIDIA does not write the formula down
+ * (cublasLt.h says "GELU"); the evidence: PyTorch's _addmm_activation runs
+ * gelu(x, "tanh") where it cannot use this epilogue (its cuda/Blas.cpp), SGLang
+ * measured the epilogue 5.5e-6 from tanh's GELU and 4.7e-4 from erf's
+ * (github.com/sgl-project/sglang/pull/28166), and tests/gpu/test_ops_cuda.c
+ * checks it where the two differ by 6-30 %. Where the epilogue cannot run
+ * (switched off, the pre-activation not 16-byte aligned or its row length not a
+ * multiple of 8 as cublasLt.h asks of EPILOGUE_AUX_LD, an unaligned bias, no
+ * algorithm from the heuristic, or cuBLASLt refusing the call) the ops run the
+ * plain GEMM and the GELU kernels, which give the same results up to bf16
+ * rounding. */
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/gelu_epilogue.h"
 
 /* Which of n and k counts token rows (the dimension cached by bucket). */
 typedef enum { ROWS_ARE_N, ROWS_ARE_K } rows_dimension;
+
+/* The epilogue besides the optional bias. GELU_AUX: D = gelu(product + bias) and aux = product +
+ * bias; DGELU: D = product ⊙ gelu'(aux). aux (bf16, cuBLASLt's default: D's type) has D's shape
+ * and leading dimension. */
+typedef enum { EPILOGUE_PLAIN, EPILOGUE_GELU_AUX, EPILOGUE_DGELU } epilogue_kind;
 
 typedef struct gemm_key {
     int transa, transb;
@@ -27,7 +51,8 @@ typedef struct gemm_key {
     int lda, ldb, ldd;
     int d_is_float;
     int bias;
-    int align_a, align_b, align_d;
+    int epilogue; /* epilogue_kind */
+    int align_a, align_b, align_d, align_aux;
 } gemm_key;
 
 typedef struct gemm_plan {
@@ -36,6 +61,7 @@ typedef struct gemm_plan {
     cublasLtMatrixLayout_t a, b, d;
     cublasLtMatmulAlgo_t algo;
     int rows;            /* the row count the layouts and the algorithm hold now */
+    int refused;         /* a GELU epilogue cuBLASLt has no algorithm for: callers run it unfused */
     uint64_t last_used;  /* for eviction of the least recently used plan */
 } gemm_plan;
 
@@ -67,9 +93,19 @@ static void plan_destroy(gemm_plan *plan) {
     cublasLtMatrixLayoutDestroy(plan->d);
 }
 
-static void choose_algorithm(gemm_plan *plan);
+static int choose_algorithm(gemm_plan *plan);
 
-static void plan_create(gemm_plan *plan, const gemm_key *key) {
+static cublasLtEpilogue_t epilogue_of(const gemm_key *key) {
+    switch (key->epilogue) {
+    case EPILOGUE_GELU_AUX:
+        return key->bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    case EPILOGUE_DGELU: return CUBLASLT_EPILOGUE_DGELU;
+    default: return key->bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    }
+}
+
+/* aux: the first call's pre-activation, whose alignment the heuristic reads from the pointer */
+static void plan_create(gemm_plan *plan, const gemm_key *key, const void *aux) {
     plan->key = *key;
     cublasOperation_t opa = key->transa ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = key->transb ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -78,13 +114,20 @@ static void plan_create(gemm_plan *plan, const gemm_key *key) {
                                                 sizeof opa));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb,
                                                 sizeof opb));
-    cublasLtEpilogue_t epilogue = key->bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    cublasLtEpilogue_t epilogue = epilogue_of(key);
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                                 &epilogue, sizeof epilogue));
     if (key->bias) {
         int32_t bias_type = CUDA_R_16BF;
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
             plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type));
+    }
+    if (key->epilogue != EPILOGUE_PLAIN) {
+        int64_t aux_ld = key->ldd;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+            plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld));
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+            plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux));
     }
     /* stored (pre-transpose) shapes, column-major */
     int a_rows = key->transa ? key->k : key->m, a_cols = key->transa ? key->m : key->k;
@@ -95,11 +138,12 @@ static void plan_create(gemm_plan *plan, const gemm_key *key) {
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->d, d_type, key->m, key->n, key->ldd));
 
     plan->rows = key->rows_are == ROWS_ARE_N ? key->n : key->k;
-    choose_algorithm(plan);
+    plan->refused = !choose_algorithm(plan);
 }
 
-/* The heuristic's best algorithm for the plan's layouts as they are now. */
-static void choose_algorithm(gemm_plan *plan) {
+/* The heuristic's best algorithm for the plan's layouts as they are now. 0 when it has none for
+ * a GELU epilogue (the caller runs the GEMM unfused); for the others none is fatal. */
+static int choose_algorithm(gemm_plan *plan) {
     cuda_backend *state = cuda_backend_state();
     const gemm_key *key = &plan->key;
     cublasLtMatmulPreference_t preference;
@@ -118,16 +162,22 @@ static void choose_algorithm(gemm_plan *plan) {
         preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d, sizeof align_d));
     cublasLtMatmulHeuristicResult_t result;
     int found = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state->lt, plan->desc, plan->a, plan->b, plan->d,
-                                                plan->d, preference, 1, &result, &found));
+    cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
+        state->lt, plan->desc, plan->a, plan->b, plan->d, plan->d, preference, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(preference);
-    if (found == 0)
-        cublas_check(CUBLAS_STATUS_NOT_SUPPORTED, "cublasLtMatmulAlgoGetHeuristic (no algorithm)",
-                     __FILE__, __LINE__);
+    if (key->epilogue == EPILOGUE_PLAIN) {
+        cublas_check(status, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+        if (found == 0)
+            cublas_check(CUBLAS_STATUS_NOT_SUPPORTED,
+                         "cublasLtMatmulAlgoGetHeuristic (no algorithm)", __FILE__, __LINE__);
+    }
+    /* some versions answer a configuration they have no kernel for with NOT_SUPPORTED */
+    if (status != CUBLAS_STATUS_SUCCESS || found == 0) return 0;
     plan->algo = result.algo;
+    return 1;
 }
 
-static gemm_plan *plan_for(const gemm_key *key) {
+static gemm_plan *plan_for(const gemm_key *key, const void *aux) {
     gemm_calls++;
     for (int i = 0; i < gemm_plan_count; i++)
         if (memcmp(&gemm_plans[i].key, key, sizeof *key) == 0) {
@@ -143,7 +193,7 @@ static gemm_plan *plan_for(const gemm_key *key) {
             if (gemm_plans[i].last_used < plan->last_used) plan = &gemm_plans[i];
         plan_destroy(plan);
     }
-    plan_create(plan, key);
+    plan_create(plan, key, aux);
     plan->last_used = gemm_calls;
     return plan;
 }
@@ -154,11 +204,14 @@ static void set_layout_size(cublasLtMatrixLayout_t layout, cublasLtMatrixLayoutA
     CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, which, &size, sizeof size));
 }
 
-/* Gives the plan's layouts the exact row count and makes sure the algorithm runs it. The layouts
- * are stored pre-transpose and column-major: n is D's columns and B's columns (B's rows when
- * transposed); k is A's columns (rows when transposed) and B's rows (columns when transposed). */
-static void plan_take_rows(gemm_plan *plan, int rows) {
-    if (plan->rows == rows) return;
+/* Gives the plan's layouts the exact row count and makes sure the algorithm runs it; 0 when the
+ * plan has a GELU epilogue and no algorithm (then it keeps none: its bucket runs unfused). The
+ * layouts are stored pre-transpose and column-major: n is D's columns and B's columns (B's rows
+ * when transposed); k is A's columns (rows when transposed) and B's rows (columns when
+ * transposed). */
+static int plan_take_rows(gemm_plan *plan, int rows) {
+    if (plan->refused) return 0;
+    if (plan->rows == rows) return 1;
     const gemm_key *key = &plan->key;
     const cublasLtMatrixLayoutAttribute_t rows_of = CUBLASLT_MATRIX_LAYOUT_ROWS,
                                           columns_of = CUBLASLT_MATRIX_LAYOUT_COLS;
@@ -175,14 +228,32 @@ static void plan_take_rows(gemm_plan *plan, int rows) {
     cublasStatus_t status = cublasLtMatmulAlgoCheck(state->lt, plan->desc, plan->a, plan->b,
                                                     plan->d, plan->d, &plan->algo, &check);
     if (status != CUBLAS_STATUS_SUCCESS || check.workspaceSize > state->lt_workspace_bytes)
-        choose_algorithm(plan);
+        plan->refused = !choose_algorithm(plan);
+    return !plan->refused;
 }
 
-/* D[m][n] (column-major) = op(A) · op(B) + beta · D, optionally + bias[m]; `rows_are` names the
- * dimension that counts token rows */
-static void gemm(void *d, const void *a, const void *b, const void *bias, int transa, int transb,
-                 int m, int n, int k, rows_dimension rows_are, int lda, int ldb, int ldd,
-                 int d_is_float, float beta) {
+/* Said once per direction and process: the plan of a GELU epilogue cuBLASLt would not run keeps
+ * its refusal, so that shape runs unfused from then on. GELU plans count rows in n. */
+static void note_refusal(const gemm_key *key, int rows, const char *why) {
+    cuda_backend *state = cuda_backend_state();
+    int bit = key->epilogue == EPILOGUE_DGELU ? 2 : 1;
+    if (state->gelu_epilogue_notes & bit) return;
+    state->gelu_epilogue_notes |= bit;
+    fprintf(stderr,
+            "cuda: cuBLASLt runs no GELU %s epilogue for m %d n %d k %d%s (%s); that shape runs "
+            "the GEMM and the GELU apart\n",
+            key->epilogue == EPILOGUE_DGELU ? "backward" : "forward", key->m, rows, key->k,
+            key->bias ? " with bias" : "", why);
+}
+
+/* D[m][n] (column-major) = op(A) · op(B) + beta · D, optionally + bias[m], through `epilogue`
+ * with aux (NULL for EPILOGUE_PLAIN); `rows_are` names the dimension that counts token rows.
+ * 0 when cuBLASLt has no algorithm for or refuses a GELU epilogue (nothing was written); the
+ * plain epilogue always runs. */
+static int gemm_epilogue(void *d, const void *a, const void *b, const void *bias,
+                         epilogue_kind epilogue, const void *aux, int transa, int transb, int m,
+                         int n, int k, rows_dimension rows_are, int lda, int ldb, int ldd,
+                         int d_is_float, float beta) {
     gemm_key key;
     memset(&key, 0, sizeof key); /* the key is compared bytewise */
     key.transa = transa;
@@ -196,19 +267,44 @@ static void gemm(void *d, const void *a, const void *b, const void *bias, int tr
     key.ldd = ldd;
     key.d_is_float = d_is_float;
     key.bias = bias != NULL;
+    key.epilogue = epilogue;
     key.align_a = pointer_alignment(a);
     key.align_b = pointer_alignment(b);
     key.align_d = pointer_alignment(d);
-    gemm_plan *plan = plan_for(&key);
-    plan_take_rows(plan, rows_are == ROWS_ARE_N ? n : k);
+    key.align_aux = aux ? pointer_alignment(aux) : 0;
+    gemm_plan *plan = plan_for(&key, aux);
+    int rows = rows_are == ROWS_ARE_N ? n : k;
+    if (aux)
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+            plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux));
+    if (!plan_take_rows(plan, rows)) {
+        note_refusal(&key, rows, "no algorithm");
+        return 0;
+    }
     if (bias)
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                     &bias, sizeof bias));
     cuda_backend *state = cuda_backend_state();
     float alpha = 1.0f;
-    CUBLAS_CHECK(cublasLtMatmul(state->lt, plan->desc, &alpha, a, plan->a, b, plan->b, &beta, d,
-                                plan->d, d, plan->d, &plan->algo, state->lt_workspace,
-                                state->lt_workspace_bytes, 0));
+    cublasStatus_t status = cublasLtMatmul(state->lt, plan->desc, &alpha, a, plan->a, b, plan->b,
+                                           &beta, d, plan->d, d, plan->d, &plan->algo,
+                                           state->lt_workspace, state->lt_workspace_bytes, 0);
+    /* these come from cuBLASLt's checks of the call, before it launches: nothing was written */
+    if (epilogue != EPILOGUE_PLAIN &&
+        (status == CUBLAS_STATUS_NOT_SUPPORTED || status == CUBLAS_STATUS_INVALID_VALUE)) {
+        plan->refused = 1;
+        note_refusal(&key, rows, cublasLtGetStatusString(status));
+        return 0;
+    }
+    cublas_check(status, "cublasLtMatmul", __FILE__, __LINE__);
+    return 1;
+}
+
+static void gemm(void *d, const void *a, const void *b, const void *bias, int transa, int transb,
+                 int m, int n, int k, rows_dimension rows_are, int lda, int ldb, int ldd,
+                 int d_is_float, float beta) {
+    gemm_epilogue(d, a, b, bias, EPILOGUE_PLAIN, NULL, transa, transb, m, n, k, rows_are, lda, ldb,
+                  ldd, d_is_float, beta);
 }
 
 /* out[n][oc] += bias[oc]: used when the bias is not aligned enough for the epilogue */
@@ -270,4 +366,45 @@ void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *do
         CUDA_CHECK_LAUNCH();
         cuda_add_partials((float *)dbias, partials, groups, OC);
     }
+}
+
+/* ---- GELU in the epilogue ---- */
+
+extern "C" void cuda_gelu_epilogue_allow(int allow) {
+    cuda_backend_state()->gelu_epilogue_off = !allow;
+}
+
+extern "C" int cuda_gelu_epilogue_ran(int backward) {
+    return cuda_backend_state()->gelu_epilogue_ran[backward ? 1 : 0];
+}
+
+/* 1 when the epilogue may be tried: `ld` (aux's row length) a multiple of 8, as cublasLt.h asks of
+ * EPILOGUE_AUX_LD, and aux and bias 16-byte aligned, the bias epilogue's rule here (llm.c asks it
+ * of every cuBLASLt pointer); the heuristic has the last word. */
+static int gelu_epilogue_may_run(const void *aux, int ld, const void *bias) {
+    return !cuda_backend_state()->gelu_epilogue_off && cuda_aligned(aux, 16) && ld % 8 == 0 &&
+           (!bias || cuda_aligned(bias, 16));
+}
+
+void cuda_matmul_gelu_forward(void *out, void *pre, const void *inp, const void *weight,
+                              const void *bias, int N, int C, int OC) {
+    int fused = gelu_epilogue_may_run(pre, OC, bias) &&
+                gemm_epilogue(out, weight, inp, bias, EPILOGUE_GELU_AUX, pre, 1, 0, OC, N, C,
+                              ROWS_ARE_N, C, C, OC, 0, 0.0f);
+    if (!fused) {
+        cuda_matmul_forward(pre, inp, weight, bias, N, C, OC);
+        cuda_gelu_forward(out, pre, (size_t)N * OC);
+    }
+    cuda_backend_state()->gelu_epilogue_ran[0] = fused;
+}
+
+void cuda_matmul_gelu_backward(void *dinp_pre, void *dweight, void *dbias, const void *dout,
+                               const void *inp, const void *weight, const void *pre, int N, int C,
+                               int OC) {
+    int fused = gelu_epilogue_may_run(pre, C, NULL) &&
+                gemm_epilogue(dinp_pre, weight, dout, NULL, EPILOGUE_DGELU, pre, 0, 0, C, N, OC,
+                              ROWS_ARE_N, C, OC, C, 0, 0.0f);
+    cuda_matmul_backward(fused ? NULL : dinp_pre, dweight, dbias, dout, inp, weight, N, C, OC);
+    if (!fused) cuda_gelu_backward(dinp_pre, dinp_pre, pre, (size_t)N * C);
+    cuda_backend_state()->gelu_epilogue_ran[1] = fused;
 }

@@ -5,8 +5,10 @@
  * an op, and its rate (TFLOP/s for matrix work, GB/s of the minimum traffic
  * otherwise). Attention is timed on cuDNN and on the flash kernels (only flash
  * with documents), routed experts' GEMMs on the grouped call and per expert;
- * their rows name the implementation that ran. Exit 77 when no CUDA device is
- * usable. */
+ * their rows name the implementation that ran. gpt2-124m's MLP GEMMs with
+ * their GELU are timed as the two plain ops and as the matmul_gelu op, whose
+ * rows say whether the GELU ran in cuBLASLt's epilogue. Exit 77 when no CUDA
+ * device is usable. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "common/random.h"
 #include "kernels/cuda/attention_path.h"
 #include "kernels/cuda/gemm_grouped_path.h"
+#include "kernels/cuda/gelu_epilogue.h"
 #include "kernels/ops.h"
 
 enum { PATTERN = 1 << 22, ROUNDS = 5 };
@@ -183,6 +186,72 @@ static void bench_matmul_grouped(bench *b, const char *name, int groups, int row
     void *all[] = {c.out, c.inp, c.weights, c.dout, c.dinp, c.dweights};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
     free(c.offsets);
+}
+
+/* An MLP d → F → d with biases: the forward of its up projection and the backward of its down
+ * projection, each with the GELU between them */
+typedef struct mlp_case {
+    const ops *o;
+    void *inp, *up, *up_bias, *pre, *hidden, *down, *dout, *dhidden, *dpre, *ddown, *ddown_bias;
+    int N, d, F;
+} mlp_case;
+
+static void run_matmul_then_gelu_forward(void *c_) {
+    mlp_case *c = c_;
+    c->o->matmul_forward(c->pre, c->inp, c->up, c->up_bias, c->N, c->d, c->F);
+    c->o->gelu_forward(c->hidden, c->pre, (size_t)c->N * c->F);
+}
+
+static void run_matmul_gelu_forward(void *c_) {
+    mlp_case *c = c_;
+    c->o->matmul_gelu_forward(c->hidden, c->pre, c->inp, c->up, c->up_bias, c->N, c->d, c->F);
+}
+
+static void run_matmul_then_gelu_backward(void *c_) {
+    mlp_case *c = c_;
+    c->o->matmul_backward(c->dhidden, c->ddown, c->ddown_bias, c->dout, c->hidden, c->down, c->N,
+                          c->F, c->d);
+    c->o->gelu_backward(c->dpre, c->dhidden, c->pre, (size_t)c->N * c->F);
+}
+
+static void run_matmul_gelu_backward(void *c_) {
+    mlp_case *c = c_;
+    c->o->matmul_gelu_backward(c->dpre, c->ddown, c->ddown_bias, c->dout, c->hidden, c->down,
+                               c->pre, c->N, c->F, c->d);
+}
+
+static void bench_matmul_gelu(bench *b, const char *name, int N, int d, int F) {
+    mlp_case c = {.o = b->gpu, .N = N, .d = d, .F = F};
+    size_t nd = (size_t)N * d, nf = (size_t)N * F, df = (size_t)d * F;
+    c.inp = device_buffer(b, nd, 0);
+    c.up = device_buffer(b, df, 0);
+    c.up_bias = device_buffer(b, F, 0);
+    c.pre = device_buffer(b, nf, 0);
+    c.hidden = device_buffer(b, nf, 0);
+    c.down = device_buffer(b, df, 0);
+    c.dout = device_buffer(b, nd, 0);
+    c.dhidden = device_buffer(b, nf, 0);
+    c.dpre = device_buffer(b, nf, 0);
+    c.ddown = device_buffer(b, df, 1);
+    c.ddown_bias = device_buffer(b, d, 1);
+    char shape[80];
+    double flops = 2.0 * N * d * F;
+    snprintf(shape, sizeof shape, "%s %dx%dx%d two ops", name, N, d, F);
+    row("matmul+gelu_forward", shape, time_op(b, run_matmul_then_gelu_forward, &c, 10), flops, 0);
+    double seconds = time_op(b, run_matmul_gelu_forward, &c, 10);
+    snprintf(shape, sizeof shape, "%s %dx%dx%d %s", name, N, d, F,
+             cuda_gelu_epilogue_ran(0) ? "epilogue" : "kernels");
+    row("matmul_gelu_forward", shape, seconds, flops, 0);
+    snprintf(shape, sizeof shape, "%s %dx%dx%d two ops", name, N, d, F);
+    row("matmul+gelu_backward", shape, time_op(b, run_matmul_then_gelu_backward, &c, 10),
+        2 * flops, 0);
+    seconds = time_op(b, run_matmul_gelu_backward, &c, 10);
+    snprintf(shape, sizeof shape, "%s %dx%dx%d %s", name, N, d, F,
+             cuda_gelu_epilogue_ran(1) ? "epilogue" : "kernels");
+    row("matmul_gelu_backward", shape, seconds, 2 * flops, 0);
+    void *all[] = {c.inp, c.up, c.up_bias, c.pre, c.hidden, c.down, c.dout, c.dhidden, c.dpre,
+                   c.ddown, c.ddown_bias};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
 }
 
 typedef struct attention_case {
@@ -414,6 +483,7 @@ int main(void) {
     bench_matmul(&b, "ffn-up", N, 2048, 16384);
     bench_matmul(&b, "ffn-down", N, 8192, 2048);
     bench_matmul(&b, "lm-head", N, 2048, 128256);
+    bench_matmul_gelu(&b, "gpt2-mlp", 16 * 1024, 768, 3072);
     bench_attention(&b, 4, 4096, 32, 8, 64, 0);
     bench_attention(&b, 4, 4096, 32, 8, 64, 1024);
     bench_attention(&b, 1, 4096, 32, 8, 128, 0);

@@ -5,7 +5,11 @@
  * op accumulates into (+=) start from the same random values on both sides.
  *
  * Attention is checked on both CUDA implementations, cuDNN's and the flash
- * kernels (kernels/cuda/attention_path.h), and a row per case says which ran.
+ * kernels (kernels/cuda/attention_path.h), and a row per case says which ran;
+ * so are the linear layers with GELU, with and without cuBLASLt's GELU
+ * epilogues (kernels/cuda/gelu_epilogue.h), and the grouped (routed-expert)
+ * linear layers, on the grouped call and per group
+ * (kernels/cuda/gemm_grouped_path.h).
  *
  * An element passes when |cuda - cpu| <= tol · max|cpu| + rtol · |cpu|; each
  * row prints the max abs error, the max error relative to max|cpu|, and the
@@ -21,6 +25,7 @@
 #include "common/random.h"
 #include "kernels/cuda/attention_path.h"
 #include "kernels/cuda/gemm_grouped_path.h"
+#include "kernels/cuda/gelu_epilogue.h"
 #include "kernels/ops.h"
 
 /* bf16 output rounding is 2^-9 relative; the default leaves 4x headroom */
@@ -91,6 +96,17 @@ static void tensor_set(harness *h, tensor *t, float *values) {
         h->cpu->float_to_master(t->cpu, values, t->n);
         h->gpu->float_to_master(t->gpu, values, t->n);
     }
+}
+
+/* both sides take the cpu side's values (rounded to bf16 for act tensors) */
+static void tensor_set_from_cpu(harness *h, tensor *t) {
+    float *values = host_alloc(t->n * sizeof(float));
+    if (t->kind == ACT)
+        h->cpu->act_to_float(values, t->cpu, t->n);
+    else
+        h->cpu->master_to_float(values, t->cpu, t->n);
+    tensor_set(h, t, values);
+    free(values);
 }
 
 /* normal(0, scale) + shift */
@@ -319,25 +335,54 @@ static void test_layernorm(harness *h, int N, int C) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
 }
 
-/* bias_offset shifts the bias by that many elements inside a larger buffer
- * (an unaligned bias takes the separate bias kernel instead of the epilogue) */
+/* A linear layer's random inputs: inp [N][C], weight [OC][C] and, with a bias, bias [OC] at
+ * bias_offset elements into a larger buffer (an unaligned bias takes the separate bias kernel
+ * instead of the epilogue); bias_cpu and bias_gpu are NULL without one. */
+typedef struct linear_inputs {
+    tensor inp, weight, bias_buffer;
+    const void *bias_cpu, *bias_gpu;
+} linear_inputs;
+
+static linear_inputs linear_inputs_new(harness *h, int N, int C, int OC, int with_bias,
+                                       int bias_offset) {
+    linear_inputs x = {tensor_random_new(h, (size_t)N * C, ACT, 1.0),
+                       tensor_random_new(h, (size_t)OC * C, ACT, 0.05),
+                       tensor_random_new(h, (size_t)OC + 8, ACT, 1.0), NULL, NULL};
+    if (with_bias) {
+        x.bias_cpu = (const char *)x.bias_buffer.cpu + bias_offset * h->cpu->act_bytes;
+        x.bias_gpu = (const char *)x.bias_buffer.gpu + bias_offset * h->gpu->act_bytes;
+    }
+    return x;
+}
+
+static void linear_inputs_free(harness *h, linear_inputs *x) {
+    tensor_free(h, &x->inp);
+    tensor_free(h, &x->weight);
+    tensor_free(h, &x->bias_buffer);
+}
+
+/* A linear layer's weight gradients, accumulated in fp32; dbias NULL when it has no bias */
+static void check_weight_gradients(harness *h, const char *op, const char *shape,
+                                   const tensor *dweight, const tensor *dbias) {
+    char name[112];
+    snprintf(name, sizeof name, "%s dweight+= %s", op, shape);
+    check(h, name, dweight, 1e-5, 1e-4);
+    if (dbias) {
+        snprintf(name, sizeof name, "%s dbias+= %s", op, shape);
+        check(h, name, dbias, 1e-5, 1e-4);
+    }
+}
+
 static void test_matmul(harness *h, int N, int C, int OC, int with_bias, int bias_offset,
                         int with_dinp) {
     char name[80], shape[48];
     snprintf(shape, sizeof shape, "%dx%dx%d%s%s", N, C, OC, with_bias ? " bias" : "",
              bias_offset ? "@1" : "");
-    tensor inp = tensor_random_new(h, (size_t)N * C, ACT, 1.0);
-    tensor weight = tensor_random_new(h, (size_t)OC * C, ACT, 0.05);
-    tensor bias_buffer = tensor_random_new(h, (size_t)OC + 8, ACT, 1.0);
-    const void *bias_cpu = NULL, *bias_gpu = NULL;
-    if (with_bias) {
-        bias_cpu = (const char *)bias_buffer.cpu + bias_offset * h->cpu->act_bytes;
-        bias_gpu = (const char *)bias_buffer.gpu + bias_offset * h->gpu->act_bytes;
-    }
+    linear_inputs x = linear_inputs_new(h, N, C, OC, with_bias, bias_offset);
     tensor out = tensor_new(h, (size_t)N * OC, ACT);
     tensor_poison(h, &out);
-    h->cpu->matmul_forward(out.cpu, inp.cpu, weight.cpu, bias_cpu, N, C, OC);
-    h->gpu->matmul_forward(out.gpu, inp.gpu, weight.gpu, bias_gpu, N, C, OC);
+    h->cpu->matmul_forward(out.cpu, x.inp.cpu, x.weight.cpu, x.bias_cpu, N, C, OC);
+    h->gpu->matmul_forward(out.gpu, x.inp.gpu, x.weight.gpu, x.bias_gpu, N, C, OC);
     snprintf(name, sizeof name, "matmul_forward %s", shape);
     check_bf16(h, name, &out);
 
@@ -347,20 +392,18 @@ static void test_matmul(harness *h, int N, int C, int OC, int with_bias, int bia
     tensor dbias = tensor_random_new(h, OC, MASTER, 1.0);
     tensor_poison(h, &dinp);
     h->cpu->matmul_backward(with_dinp ? dinp.cpu : NULL, dweight.cpu,
-                            with_bias ? dbias.cpu : NULL, dout.cpu, inp.cpu, weight.cpu, N, C, OC);
+                            with_bias ? dbias.cpu : NULL, dout.cpu, x.inp.cpu,
+                            x.weight.cpu, N, C, OC);
     h->gpu->matmul_backward(with_dinp ? dinp.gpu : NULL, dweight.gpu,
-                            with_bias ? dbias.gpu : NULL, dout.gpu, inp.gpu, weight.gpu, N, C, OC);
+                            with_bias ? dbias.gpu : NULL, dout.gpu, x.inp.gpu,
+                            x.weight.gpu, N, C, OC);
     if (with_dinp) {
         snprintf(name, sizeof name, "matmul_backward dinp %s", shape);
         check_bf16(h, name, &dinp);
     }
-    snprintf(name, sizeof name, "matmul_backward dweight+= %s", shape);
-    check(h, name, &dweight, 1e-5, 1e-4);
-    if (with_bias) {
-        snprintf(name, sizeof name, "matmul_backward dbias+= %s", shape);
-        check(h, name, &dbias, 1e-5, 1e-4);
-    }
-    tensor *all[] = {&inp, &weight, &bias_buffer, &out, &dout, &dinp, &dweight, &dbias};
+    check_weight_gradients(h, "matmul_backward", shape, &dweight, with_bias ? &dbias : NULL);
+    linear_inputs_free(h, &x);
+    tensor *all[] = {&out, &dout, &dinp, &dweight, &dbias};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
 }
 
@@ -421,6 +464,112 @@ static void test_matmul_grouped(harness *h, cuda_grouped_gemm_path path, int gro
     tensor *all[] = {&inp, &weights, &out, &dout, &dinp, &dweights};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
     cuda_grouped_gemm_use(CUDA_GROUPED_GEMM_AUTO);
+}
+
+/* The row saying whether a matmul_gelu call ran the GELU epilogue as `expected` */
+static void check_gelu_epilogue_ran(harness *h, int backward, int expected, const char *shape) {
+    char name[112];
+    int ran = cuda_gelu_epilogue_ran(backward);
+    snprintf(name, sizeof name, "matmul_gelu_%s ran %s %s", backward ? "backward" : "forward",
+             ran ? "epilogue" : "kernels", shape);
+    report(h, name, 0.0, 0.0, ran == expected, 0.0, 0.0);
+}
+
+/* matmul_gelu_forward and matmul_gelu_backward against the cpu's plain ops, as an MLP d → F → d:
+ * the forward of its up projection, the backward of its down projection. bias_offset as in
+ * linear_inputs_new; allow: the GELU epilogues allowed. A row per direction checks that the
+ * epilogue ran where kernels/cuda/gemm.cu tries it (allowed, F a multiple of 8, the bias
+ * aligned: the buffers from alloc are) and not elsewhere; cuBLASLt refusing a shape counts as a
+ * failure, so that a run on a GPU tells whether the epilogues really run there. */
+static void test_matmul_gelu(harness *h, int N, int d, int F, int with_bias, int bias_offset,
+                             int allow) {
+    char name[112], shape[64];
+    snprintf(shape, sizeof shape, "%dx%dx%d%s%s%s", N, d, F, with_bias ? " bias" : "",
+             bias_offset ? "@1" : "", allow ? "" : " no-epilogue");
+    cuda_gelu_epilogue_allow(allow);
+    linear_inputs up = linear_inputs_new(h, N, d, F, with_bias, bias_offset);
+    tensor hidden = tensor_new(h, (size_t)N * F, ACT), pre = tensor_new(h, (size_t)N * F, ACT);
+    tensor_poison(h, &hidden);
+    tensor_poison(h, &pre);
+    h->cpu->matmul_gelu_forward(hidden.cpu, pre.cpu, up.inp.cpu, up.weight.cpu, up.bias_cpu, N, d,
+                                F);
+    h->gpu->matmul_gelu_forward(hidden.gpu, pre.gpu, up.inp.gpu, up.weight.gpu, up.bias_gpu, N, d,
+                                F);
+    check_gelu_epilogue_ran(h, 0, allow && F % 8 == 0 && !(with_bias && bias_offset), shape);
+    snprintf(name, sizeof name, "matmul_gelu_forward out %s", shape);
+    check_bf16(h, name, &hidden);
+    snprintf(name, sizeof name, "matmul_gelu_forward pre %s", shape);
+    check_bf16(h, name, &pre);
+
+    /* the backward of both sides reads the same pre-activations (the cpu ones) */
+    tensor_set_from_cpu(h, &hidden);
+    tensor_set_from_cpu(h, &pre);
+    tensor down = tensor_random_new(h, (size_t)d * F, ACT, 0.05);
+    tensor dout = tensor_random_new(h, (size_t)N * d, ACT, 1.0);
+    tensor dpre = tensor_new(h, (size_t)N * F, ACT);
+    tensor ddown = tensor_random_new(h, (size_t)d * F, MASTER, 1.0);
+    tensor ddown_bias = tensor_random_new(h, d, MASTER, 1.0);
+    tensor_poison(h, &dpre);
+    h->cpu->matmul_gelu_backward(dpre.cpu, ddown.cpu, with_bias ? ddown_bias.cpu : NULL, dout.cpu,
+                                 hidden.cpu, down.cpu, pre.cpu, N, F, d);
+    h->gpu->matmul_gelu_backward(dpre.gpu, ddown.gpu, with_bias ? ddown_bias.gpu : NULL, dout.gpu,
+                                 hidden.gpu, down.gpu, pre.gpu, N, F, d);
+    check_gelu_epilogue_ran(h, 1, allow && F % 8 == 0, shape);
+    snprintf(name, sizeof name, "matmul_gelu_backward dinp_pre %s", shape);
+    check_bf16(h, name, &dpre);
+    check_weight_gradients(h, "matmul_gelu_backward", shape, &ddown,
+                           with_bias ? &ddown_bias : NULL);
+    cuda_gelu_epilogue_allow(1);
+    linear_inputs_free(h, &up);
+    tensor *all[] = {&hidden, &pre, &down, &dout, &dpre, &ddown, &ddown_bias};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
+}
+
+/* Routed experts' row counts (see test_matmul_row_counts) through the GELU epilogues' plans */
+static void test_matmul_gelu_row_counts(harness *h) {
+    static const int rows[] = {1000, 900, 1024, 777, 5, 64};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        test_matmul_gelu(h, rows[i], 128, 192, i % 2, 0, 1);
+}
+
+/* cuBLASLt's GELU is the tanh approximation, as the cpu's: through an identity weight, the
+ * epilogue sees pre-activations in [-3.25, -2.75] (forward) and [-3.75, -3.25] (backward), where
+ * erf's GELU differs from tanh's by 6-20 % and its derivative by 8-30 %; every element must be
+ * within 1/32 of the cpu's (bf16 rounding is 1/256). */
+static void test_gelu_epilogue_tanh(harness *h) {
+    enum { N = 64, C = 64 };
+    size_t n = (size_t)N * C;
+    float *values = host_alloc(n * sizeof(float));
+    tensor identity = tensor_new(h, (size_t)C * C, ACT);
+    for (size_t i = 0; i < (size_t)C * C; i++) values[i] = i / C == i % C ? 1.0f : 0.0f;
+    tensor_set(h, &identity, values);
+    tensor inp = tensor_new(h, n, ACT), out = tensor_new(h, n, ACT), pre = tensor_new(h, n, ACT);
+    for (size_t i = 0; i < n; i++) values[i] = -3.25f + 0.5f * (float)i / (float)(n - 1);
+    tensor_set(h, &inp, values);
+    tensor_poison(h, &out);
+    tensor_poison(h, &pre);
+    h->cpu->matmul_gelu_forward(out.cpu, pre.cpu, inp.cpu, identity.cpu, NULL, N, C, C);
+    h->gpu->matmul_gelu_forward(out.gpu, pre.gpu, inp.gpu, identity.gpu, NULL, N, C, C);
+    check_gelu_epilogue_ran(h, 0, 1, "tanh tail");
+    check(h, "matmul_gelu_forward tanh tail", &out, 0.0, 1.0 / 32);
+
+    /* dout = 1 through the identity: dinp_pre = gelu'(pre) */
+    for (size_t i = 0; i < n; i++) values[i] = -3.75f + 0.5f * (float)i / (float)(n - 1);
+    tensor_set(h, &pre, values);
+    for (size_t i = 0; i < n; i++) values[i] = 1.0f;
+    tensor dout = tensor_new(h, n, ACT), dpre = tensor_new(h, n, ACT);
+    tensor_set(h, &dout, values);
+    tensor dweight = tensor_random_new(h, (size_t)C * C, MASTER, 1.0);
+    tensor_poison(h, &dpre);
+    h->cpu->matmul_gelu_backward(dpre.cpu, dweight.cpu, NULL, dout.cpu, inp.cpu, identity.cpu,
+                                 pre.cpu, N, C, C);
+    h->gpu->matmul_gelu_backward(dpre.gpu, dweight.gpu, NULL, dout.gpu, inp.gpu, identity.gpu,
+                                 pre.gpu, N, C, C);
+    check_gelu_epilogue_ran(h, 1, 1, "tanh tail");
+    check(h, "matmul_gelu_backward tanh tail", &dpre, 0.0, 1.0 / 32);
+    free(values);
+    tensor *all[] = {&identity, &inp, &out, &pre, &dout, &dpre, &dweight};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
 }
 
 static void test_qk_norm(harness *h, int N, int H, int KV, int hd) {
@@ -521,14 +670,8 @@ static void test_attention(harness *h, cuda_attention_path path, int B, int T, i
     check(h, name, &lse, 1e-4, 1e-4);
 
     /* the backward of both sides starts from the same forward results (the cpu ones) */
-    float *values = host_alloc(n_out * sizeof(float));
-    h->cpu->act_to_float(values, out.cpu, n_out);
-    tensor_set(h, &out, values);
-    free(values);
-    values = host_alloc((size_t)B * H * T * sizeof(float));
-    h->cpu->master_to_float(values, lse.cpu, (size_t)B * H * T);
-    tensor_set(h, &lse, values);
-    free(values);
+    tensor_set_from_cpu(h, &out);
+    tensor_set_from_cpu(h, &lse);
 
     tensor dout = tensor_random_new(h, n_out, ACT, 1.0), dqkv = tensor_new(h, n_qkv, ACT);
     tensor_poison(h, &dqkv);
@@ -931,6 +1074,14 @@ int main(void) {
     test_matmul_grouped(&h, CUDA_GROUPED_GEMM_AUTO, 16, 200, 256, 128, 0, grouped);
     test_matmul_grouped(&h, CUDA_GROUPED_GEMM_AUTO, 3, 5000, 128, 256, 0, loop);
     test_matmul_grouped(&h, grouped, 6, 100, 100, 72, 0, loop);
+    test_matmul_gelu(&h, 192, 320, 384, 1, 0, 1);
+    test_matmul_gelu(&h, 192, 320, 384, 0, 0, 1);
+    test_matmul_gelu(&h, 4096, 768, 3072, 1, 0, 1); /* gpt2-124m's MLP, a quarter of its rows */
+    test_matmul_gelu(&h, 4096, 768, 3072, 1, 0, 0);
+    test_matmul_gelu(&h, 64, 96, 72, 1, 1, 1);   /* unaligned bias: the forward on the kernels */
+    test_matmul_gelu(&h, 130, 64, 100, 1, 0, 1); /* F not a multiple of 8: both on the kernels */
+    test_matmul_gelu_row_counts(&h);
+    test_gelu_epilogue_tanh(&h);
     test_qk_norm(&h, 64, 4, 2, 64);
     test_rope(&h, 64, 4, 2, 64);
     test_attention(&h, CUDA_ATTENTION_AUTO, 2, 200, 4, 2, 64, 40);

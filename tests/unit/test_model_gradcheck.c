@@ -61,6 +61,13 @@ static void edit_moe_capacity(config *c) {
     c->model.moe.capacity_factor = 1.0;
 }
 
+/* gpt2's GELU in the experts: the shared expert's linear layers fused with it (matmul_gelu_*),
+ * the routed experts' grouped ones around a separate GELU pass */
+static void edit_moe_gelu(config *c) {
+    edit_gpt2(c);
+    edit_moe_softmax(c);
+}
+
 static const gradcheck_case cases[] = {
     {"llama swiglu qk_norm doc-masking tied", edit_llama_swiglu, 1.0, 0},
     {"llama xielu untied gqa", edit_llama_xielu, 1.0, 0},
@@ -69,6 +76,7 @@ static const gradcheck_case cases[] = {
     {"moe sigmoid top-2", edit_moe_sigmoid, 1.0, 0},
     {"moe sigmoid top-1 shared expert", edit_moe_sigmoid_top1, 1.0, 0},
     {"moe softmax capacity 1.0", edit_moe_capacity, 1.0, 1},
+    {"moe gpt2 gelu shared expert", edit_moe_gelu, 0.5, 0},
 };
 
 static int make_config(const gradcheck_case *gc, config *c) {

@@ -1,6 +1,7 @@
 /* The CPU backends' values: small cases computed by hand, the fp32 backend against
  * the fp64 one on every op (forward and backward), bit-identical results whatever
- * the thread count (OpenMP, and OpenBLAS when linked), and the portable blocked
+ * the thread count (OpenMP, and OpenBLAS when linked), the linear layers with GELU
+ * bit-identical to the plain ops they stand for, and the portable blocked
  * GEMM (the path taken without OpenBLAS) against a naive product. MoE routing's hand-worked
  * cases are in test_ops_moe_routing.c; its decisions are compared here too. */
 #include <math.h>
@@ -171,6 +172,57 @@ static void hand_matmul_grouped(const ops *o) {
     for (int j = 0; j < OC; j++) CHECK(out_host[5 * OC + j] == sentinel[5 * OC + j]);
     for (int c = 0; c < C; c++) CHECK(dinp_host[5 * C + c] == sentinel[5 * C + c]);
     void *buffers[] = {x, w, dy, out, dinp, dweights};
+    for (size_t k = 0; k < sizeof buffers / sizeof *buffers; k++) o->free(buffers[k]);
+}
+
+static double gelu_tanh(double x) {
+    return 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+static double gelu_tanh_derivative(double x) {
+    double t = tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x));
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * sqrt(2 / M_PI) * (1 + 3 * 0.044715 * x * x);
+}
+
+/* hand_matmul's layer, then GELU: pre = {-1.5, 3, -1.5, 12}. Backward of a layer of C = 2
+ * inputs, OC = 3 outputs over N = 2 rows: dout · weight = {1, 3, -2, 1}. */
+static void hand_matmul_gelu(const ops *o) {
+    float inp[6] = {1, 2, 3, 4, 5, 6}, weight[6] = {1, 0, -1, 2, 1, 0}, bias[2] = {0.5f, -1};
+    float expected_pre[4] = {-1.5f, 3, -1.5f, 12}, out_host[4], pre_host[4];
+    void *i = upload(o, inp, 6), *w = upload(o, weight, 6), *b = upload(o, bias, 2);
+    void *out = o->alloc(4 * o->act_bytes), *pre = o->alloc(4 * o->act_bytes);
+    o->matmul_gelu_forward(out, pre, i, w, b, 2, 3, 2);
+    o->act_to_float(pre_host, pre, 4);
+    o->act_to_float(out_host, out, 4);
+    for (int k = 0; k < 4; k++) {
+        CHECK_NEAR(pre_host[k], expected_pre[k], 1e-6);
+        CHECK_NEAR(out_host[k], gelu_tanh(expected_pre[k]), 1e-6);
+    }
+
+    float x[4] = {1, -1, 0.5f, 2}, hidden[4], w2[6] = {1, 0, -1, 2, 1, 1};
+    float dout_host[6] = {1, 1, 1, 0, 1, -1}, product[4] = {1, 3, -2, 1};
+    for (int k = 0; k < 4; k++) hidden[k] = (float)gelu_tanh(x[k]);
+    void *dx = upload(o, x, 4), *dh = upload(o, hidden, 4), *dw2 = upload(o, w2, 6);
+    void *dout = upload(o, dout_host, 6), *dpre = upload(o, dout_host, 4); /* overwritten */
+    float prior[6] = {0.5f, -0.5f, 1, 2, -1, 0}, bias_prior[3] = {1, 0, -1};
+    void *dweight = upload_master(o, prior, 6), *dbias = upload_master(o, bias_prior, 3);
+    o->matmul_gelu_backward(dpre, dweight, dbias, dout, dh, dw2, dx, 2, 2, 3);
+    float dpre_host[4], dweight_host[6], dbias_host[3];
+    o->act_to_float(dpre_host, dpre, 4);
+    o->master_to_float(dweight_host, dweight, 6);
+    o->master_to_float(dbias_host, dbias, 3);
+    for (int k = 0; k < 4; k++)
+        CHECK_NEAR(dpre_host[k], product[k] * gelu_tanh_derivative(x[k]), 1e-6);
+    /* dweight[oc][c] += Σ_n dout[n][oc] · hidden[n][c]; dbias += Σ_n dout = {1, 2, 0} */
+    for (int oc = 0; oc < 3; oc++) {
+        for (int c = 0; c < 2; c++)
+            CHECK_NEAR(dweight_host[oc * 2 + c],
+                       prior[oc * 2 + c] + (double)dout_host[oc] * hidden[c] +
+                           (double)dout_host[3 + oc] * hidden[2 + c],
+                       1e-6);
+        CHECK_NEAR(dbias_host[oc], bias_prior[oc] + dout_host[oc] + dout_host[3 + oc], 1e-6);
+    }
+    void *buffers[] = {i, w, b, out, pre, dx, dh, dw2, dout, dpre, dweight, dbias};
     for (size_t k = 0; k < sizeof buffers / sizeof *buffers; k++) o->free(buffers[k]);
 }
 
@@ -597,6 +649,21 @@ static void run_matmul_grouped(run *x) {
     keep(x->out, x->o, "matmul_grouped dweights", dw, GROUPS * STRIDE);
 }
 
+static void run_matmul_gelu(run *x) {
+    enum { N = 300, C = 70, OC = 130 }; /* N·OC reaches PARALLEL_MIN_ELEMENTS: GELU in parallel */
+    void *inp = input(x, N * C, -1, 1), *w = input(x, OC * C, -1, 1), *b = input(x, OC, -1, 1);
+    void *out = buffer(x, N * OC), *pre = buffer(x, N * OC), *dpre = buffer(x, N * OC);
+    void *w2 = input(x, C * OC, -1, 1), *dout = input(x, N * C, -1, 1);
+    void *dw = input(x, C * OC, -1, 1), *db = input(x, C, -1, 1);
+    x->o->matmul_gelu_forward(out, pre, inp, w, b, N, C, OC);
+    x->o->matmul_gelu_backward(dpre, dw, db, dout, out, w2, pre, N, OC, C);
+    keep(x->out, x->o, "matmul_gelu out", out, N * OC);
+    keep(x->out, x->o, "matmul_gelu pre", pre, N * OC);
+    keep(x->out, x->o, "matmul_gelu dinp_pre", dpre, N * OC);
+    keep(x->out, x->o, "matmul_gelu dweight", dw, C * OC);
+    keep(x->out, x->o, "matmul_gelu dbias", db, C);
+}
+
 static void run_qk_norm(run *x) {
     enum { N = 200, H = 4, KV = 2, hd = 32, ROW = (H + 2 * KV) * hd };
     void *inp = input(x, N * ROW, -2, 2), *qw = input(x, hd, 0.5, 1.5);
@@ -767,6 +834,7 @@ static const op_run op_runs[] = {
     {"layernorm", run_norm, 1, 1e-5},
     {"matmul", run_matmul, 0, 1e-5},
     {"matmul_grouped", run_matmul_grouped, 0, 1e-5},
+    {"matmul_gelu", run_matmul_gelu, 0, 1e-5},
     {"qk_norm", run_qk_norm, 0, 1e-5},
     {"rope", run_rope, 0, 1e-5},
     {"attention", run_attention, 0, 1e-5},
@@ -835,6 +903,52 @@ static void check_determinism(void) {
     set_threads(2);
 }
 
+/* ------------------------------------------------------------ GELU linear layers */
+
+/* The model calls matmul_gelu_* where it called the plain matmul and gelu ops, and its results on
+ * the CPU must not move: same bits as those ops, with and without the biases. */
+static void check_matmul_gelu_composition(const ops *o) {
+    enum { N = 300, C = 70, OC = 130, OUTPUTS = 5 };
+    /* out, pre, dinp_pre (act), dweight, dbias (master): the gradients start from random values */
+    const char *what[OUTPUTS] = {"out", "pre", "dinp_pre", "dweight", "dbias"};
+    const size_t n[OUTPUTS] = {N * OC, N * OC, N * OC, C * OC, C};
+    random_state r;
+    random_seed(&r, 17);
+    float *host = random_floats(&r, 2 * N * C + OC * C + OC, -1, 1);
+    size_t at_b = N * C + OC * C, at_dout = at_b + OC;
+    void *inp = upload(o, host, N * C), *w = upload(o, host + N * C, OC * C);
+    void *b = upload(o, host + at_b, OC), *dout = upload(o, host + at_dout, N * C);
+    void *dhidden = o->alloc((size_t)N * OC * o->act_bytes);
+    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+        void *fused[OUTPUTS], *plain[OUTPUTS];
+        for (int k = 0; k < OUTPUTS; k++) {
+            fused[k] = k < 3 ? o->alloc(n[k] * o->act_bytes) : upload_master(o, host, n[k]);
+            plain[k] = k < 3 ? o->alloc(n[k] * o->act_bytes) : upload_master(o, host, n[k]);
+        }
+        const void *bias = with_bias ? b : NULL;
+        o->matmul_gelu_forward(fused[0], fused[1], inp, w, bias, N, C, OC);
+        o->matmul_forward(plain[1], inp, w, bias, N, C, OC);
+        o->gelu_forward(plain[0], plain[1], (size_t)N * OC);
+        /* the backward of a layer OC → C (weight w read as [C][OC]) whose input is gelu(pre) */
+        o->matmul_gelu_backward(fused[2], fused[3], with_bias ? fused[4] : NULL, dout, fused[0], w,
+                                fused[1], N, OC, C);
+        o->matmul_backward(dhidden, plain[3], with_bias ? plain[4] : NULL, dout, plain[0], w, N,
+                           OC, C);
+        o->gelu_backward(plain[2], dhidden, plain[1], (size_t)N * OC);
+        for (int k = 0; k < OUTPUTS; k++) {
+            size_t bytes = n[k] * (k < 3 ? o->act_bytes : o->master_bytes);
+            CHECK_MSG(memcmp(fused[k], plain[k], bytes) == 0,
+                      "%s: matmul_gelu %s%s differs from the plain ops", o->name, what[k],
+                      with_bias ? " (bias)" : "");
+            o->free(fused[k]);
+            o->free(plain[k]);
+        }
+    }
+    void *buffers[] = {inp, w, b, dout, dhidden};
+    for (size_t k = 0; k < sizeof buffers / sizeof *buffers; k++) o->free(buffers[k]);
+    free(host);
+}
+
 /* ------------------------------------------------------------ portable GEMM */
 
 static void check_blocked_gemm(void) {
@@ -896,6 +1010,8 @@ int main(void) {
         hand_memory(backends[i]);
         hand_matmul(backends[i]);
         hand_matmul_grouped(backends[i]);
+        hand_matmul_gelu(backends[i]);
+        check_matmul_gelu_composition(backends[i]);
         hand_attention(backends[i]);
         hand_cross_entropy(backends[i]);
         hand_vocab_parallel_cross_entropy(backends[i]);

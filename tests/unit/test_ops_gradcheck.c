@@ -228,6 +228,50 @@ static void check_matmul(const ops *o, random_state *r) {
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) o->free(buffers[i]);
 }
 
+/* ---------------------------------------------------------------- matmul with GELU */
+
+/* An MLP out = down(gelu(up(inp))) with biases: matmul_gelu_forward and matmul_forward, whose
+ * backward is matmul_gelu_backward then matmul_backward */
+typedef struct mlp_case {
+    const ops *o;
+    int N, C, F;
+    double *inp, *up, *up_bias, *down, *down_bias, *pre, *hidden, *out, *R;
+} mlp_case;
+
+static long double mlp_loss(void *c_) {
+    mlp_case *c = c_;
+    c->o->matmul_gelu_forward(c->hidden, c->pre, c->inp, c->up, c->up_bias, c->N, c->C, c->F);
+    c->o->matmul_forward(c->out, c->hidden, c->down, c->down_bias, c->N, c->F, c->C);
+    return weighted_sum(c->out, c->R, (size_t)c->N * c->C);
+}
+
+static void check_matmul_gelu(const ops *o, random_state *r) {
+    enum { N = 13, C = 5, F = 8 };
+    mlp_case c = {o, N, C, F, random_buffer(o, r, N * C, -2, 2), random_buffer(o, r, F * C, -1, 1),
+                  random_buffer(o, r, F, -1, 1), random_buffer(o, r, C * F, -1, 1),
+                  random_buffer(o, r, C, -1, 1), o->alloc(N * F * 8), o->alloc(N * F * 8),
+                  o->alloc(N * C * 8), random_buffer(o, r, N * C, -1, 1)};
+    double *dpre = random_buffer(o, r, N * F, 5, 6); /* overwritten */
+    double *dinp = o->alloc(N * C * 8), *dup = o->alloc(F * C * 8), *dup_bias = o->alloc(F * 8);
+    double *ddown = o->alloc(C * F * 8), *ddown_bias = o->alloc(C * 8);
+    mlp_loss(&c); /* pre and hidden for the backward */
+    o->matmul_gelu_backward(dpre, ddown, ddown_bias, c.R, c.hidden, c.down, c.pre, N, F, C);
+    o->matmul_backward(dinp, dup, dup_bias, dpre, c.inp, c.up, N, C, F);
+    CHECK_GRADIENT("matmul_gelu mlp dinp", c.inp, N * C, dinp, mlp_loss, &c);
+    CHECK_GRADIENT("matmul_gelu mlp dweight up", c.up, F * C, dup, mlp_loss, &c);
+    CHECK_GRADIENT("matmul_gelu mlp dbias up", c.up_bias, F, dup_bias, mlp_loss, &c);
+    CHECK_GRADIENT("matmul_gelu mlp dweight down", c.down, C * F, ddown, mlp_loss, &c);
+    CHECK_GRADIENT("matmul_gelu mlp dbias down", c.down_bias, C, ddown_bias, mlp_loss, &c);
+    double *once_w = copy_buffer(o, ddown, C * F), *once_b = copy_buffer(o, ddown_bias, C);
+    mlp_loss(&c); /* the gradient checks left pre and hidden of a perturbed input */
+    o->matmul_gelu_backward(dpre, ddown, ddown_bias, c.R, c.hidden, c.down, c.pre, N, F, C);
+    check_doubles("matmul_gelu dweight", ddown, once_w, C * F);
+    check_doubles("matmul_gelu dbias", ddown_bias, once_b, C);
+    double *buffers[] = {once_w, once_b, dpre, dinp, dup, dup_bias, ddown, ddown_bias, c.inp,
+                         c.up, c.up_bias, c.down, c.down_bias, c.pre, c.hidden, c.out, c.R};
+    for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) o->free(buffers[i]);
+}
+
 /* ---------------------------------------------------------------- qk-norm */
 
 typedef struct qk_norm_case {
@@ -584,6 +628,7 @@ int main(void) {
     check_norm(o, &r, 0);
     check_norm(o, &r, 1);
     check_matmul(o, &r);
+    check_matmul_gelu(o, &r);
     check_qk_norm(o, &r);
     check_rope(o, &r, 8);
     check_rope(o, &r, 4000);
