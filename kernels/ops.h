@@ -206,8 +206,9 @@ typedef struct ops {
 
     /* ---- mixture of experts ---- */
     /* Routing of N tokens from the router logits [N][E] (act), E = router->experts, k = top_k:
-     * - choice [N*k]: each token's k experts, best first. Experts rank by score (the logit, or
-     *   its sigmoid for a sigmoid router; NaN lowest), ties to the lower expert index.
+     * - choice [N*k]: each token's k experts, best first. Experts rank by logit (for a
+     *   sigmoid router too: the sigmoid keeps the order, and rounding it would tie large
+     *   logits; NaN lowest), ties to the lower expert index.
      * - gates [N*k] (master): softmax router: softmax over the k chosen logits (Mixtral's
      *   renormalised top-k); sigmoid router: the chosen sigmoid scores, divided by their sum
      *   (+1e-20) when k > 1. Gates of dropped slots are kept (combine skips them).

@@ -19,10 +19,11 @@ __device__ __forceinline__ float load_logit(const bf16 *row, int e) {
     return __bfloat162float(row[e]);
 }
 
-/* What experts are ranked by; NaN ranks lowest so the order stays total. */
-__device__ __forceinline__ float rank_score(float logit, int sigmoid) {
-    float score = sigmoid ? route_sigmoid(logit) : logit;
-    return isnan(score) ? -INFINITY : score;
+/* What experts are ranked by: the logit for both routers, as on the cpu (the sigmoid keeps the
+ * order, but in fp32 it ties logits from about 13.4 and gives 1 from 16.75); NaN ranks lowest so
+ * the order stays total. */
+__device__ __forceinline__ float rank_score(float logit) {
+    return isnan(logit) ? -INFINITY : logit;
 }
 
 /* Expert a with score sa ranks before expert b with score sb. */
@@ -80,7 +81,7 @@ __global__ void route_tokens_kernel(const bf16 *logits, int N, int E, int k, int
         int best = -1;
         float best_score = 0.0f;
         for (int e = 0; e < E; e++) {
-            float score = rank_score(load_logit(row, e), sigmoid);
+            float score = rank_score(load_logit(row, e));
             if (previous >= 0 && !ranks_before(previous_score, previous, score, e)) continue;
             if (best < 0 || ranks_before(score, e, best_score, best)) {
                 best = e;

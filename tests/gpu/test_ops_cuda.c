@@ -936,16 +936,19 @@ static void check_indices(harness *h, const char *name, const int32_t *cpu, cons
  * the gates capacity compares across tokens when it is on (softmax top-2: the sigmoid of a grid
  * difference; sigmoid top-1: a grid point's sigmoid). Decisions must match exactly, gates and
  * losses within fp32 rounding, dlogits within bf16's. */
+/* logits uniform in [shift - 3, shift + 3] (a shift of 20 puts a sigmoid router where fp32
+ * sigmoids round to 1: the ranking must still follow the logits) */
 static void test_moe_routing(harness *h, int N, int E, int k, int sigmoid,
-                             double capacity_factor) {
-    char name[96], label[48];
-    snprintf(label, sizeof label, "N=%d E=%d k=%d %s%s", N, E, k, sigmoid ? "sig" : "soft",
-             capacity_factor > 0 ? " cap" : "");
+                             double capacity_factor, float shift) {
+    char name[112], label[64], shifted[16] = "";
+    if (shift != 0) snprintf(shifted, sizeof shifted, " %+g", shift);
+    snprintf(label, sizeof label, "N=%d E=%d k=%d %s%s%s", N, E, k, sigmoid ? "sig" : "soft",
+             capacity_factor > 0 ? " cap" : "", shifted);
     moe_router router = {E, k, sigmoid, 0.01, 0.001, capacity_factor};
     int slots = N * k;
     float *values = host_alloc((size_t)N * E * sizeof(float));
     for (size_t i = 0; i < (size_t)N * E; i++)
-        values[i] = (float)((int)random_below(&h->rng, 385) - 192) / 64.0f;
+        values[i] = shift + (float)((int)random_below(&h->rng, 385) - 192) / 64.0f;
     tensor logits = tensor_new(h, (size_t)N * E, ACT);
     tensor_set(h, &logits, values);
     tensor gates = tensor_new(h, slots, MASTER), losses = tensor_new(h, 2, MASTER);
@@ -1109,11 +1112,12 @@ int main(void) {
     test_rows(&h, 64, 136);
     test_rows(&h, 64, 45);
     test_moe_combine(&h, 48, 2, 136);
-    test_moe_routing(&h, 1000, 8, 2, 0, 0.0);
-    test_moe_routing(&h, 1000, 8, 2, 0, 1.0);
-    test_moe_routing(&h, 777, 16, 1, 1, 1.25);
-    test_moe_routing(&h, 513, 64, 6, 1, 0.0);
-    test_moe_routing(&h, 4096, 128, 8, 0, 0.0);
+    test_moe_routing(&h, 1000, 8, 2, 0, 0.0, 0.0f);
+    test_moe_routing(&h, 1000, 8, 2, 0, 1.0, 0.0f);
+    test_moe_routing(&h, 777, 16, 1, 1, 1.25, 0.0f);
+    test_moe_routing(&h, 513, 64, 6, 1, 0.0, 0.0f);
+    test_moe_routing(&h, 4096, 128, 8, 0, 0.0, 0.0f);
+    test_moe_routing(&h, 1000, 16, 2, 1, 0.0, 20.0f);
     test_optimizers(&h, 100003);
 
     printf("test_ops_cuda: %d passed, %d failed\n", h.passed, h.failed);

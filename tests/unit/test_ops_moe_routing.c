@@ -142,7 +142,7 @@ static void softmax_ties_and_capacity(const ops *o, double tolerance) {
 }
 
 /* Sigmoid router: k = 1 keeps the raw sigmoid score, k = 2 divides by the chosen scores' sum;
- * experts rank by score, ties to the lower index. */
+ * experts rank by logit, ties to the lower index. */
 static void sigmoid_gates(const ops *o, double tolerance) {
     const float logits[2 * 3] = {0.5f, -1, 2, 1, 1, -3};
     moe_router router = {3, 1, 1, 0.2, 0.05, 0};
@@ -174,6 +174,13 @@ static void sigmoid_gates(const ops *o, double tolerance) {
     CHECK(same_ints(r.slot, (const int32_t[]){3, 0, 1, 2}, 4));
     expected_losses(&router, 2, logits, r.assigned, &aux, &z);
     CHECK_NEAR(r.losses[0], aux, tolerance * aux);
+
+    /* logits whose sigmoids all round to 1 in double: they still rank by logit (40, then 39),
+     * not as a three-way tie to experts 0 and 1 */
+    const float large[3] = {39, 37, 40};
+    route(o, &router, 1, large, (const float[2]){0, 0}, &r);
+    CHECK_MSG(same_ints(r.choice, (const int32_t[]){2, 0}, 2), "%s: large logits chose %d %d",
+              o->name, r.choice[0], r.choice[1]);
 }
 
 /* With dgates = 0 only the auxiliary losses remain: softmax router, token t, expert e:
