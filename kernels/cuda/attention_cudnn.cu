@@ -222,14 +222,15 @@ static std::string build_backward(cudnnHandle_t handle, const attention_shape &s
 }
 
 /* Grow the shared workspace to at least `bytes`: "" or the reason it could
- * not. The new buffer is allocated before the old one is freed, so a failure
- * leaves the graphs built so far their workspace. */
+ * not; a failure leaves the graphs built so far their workspace. The old
+ * buffer is kept, not freed, as cuda_scratch's are (cuda_common.cuh): graphs
+ * in flight may still use it, and cudaFree would wait for NCCL's streams too.
+ * Graphs are built at their shape's first call, so this happens a few times
+ * per run. */
 static std::string reserve_workspace(cudnn_attention *state, int64_t bytes) {
     if ((size_t)bytes <= state->workspace_bytes) return "";
     void *grown = cuda_device_malloc((size_t)bytes);
     if (!grown) return "no device memory for its " + std::to_string(bytes) + "-byte workspace";
-    /* cudaFree waits for the device: graphs still running on the old buffer finish first */
-    cuda_device_free(state->workspace);
     state->workspace = grown;
     state->workspace_bytes = (size_t)bytes;
     return "";
@@ -261,6 +262,9 @@ static fe::graph::Graph *cached_graph(cudnn_attention *state,
     }
     if (!refused.empty()) {
         graph.reset();
+        /* a refusal may leave a non-sticky runtime error set, which the flash kernels' launch
+         * check that follows would take for theirs */
+        cudaGetLastError();
         char shape[96];
         describe(shape, sizeof shape, s);
         fprintf(stderr,

@@ -66,7 +66,11 @@ cuda_backend *cuda_backend_state(void);
 /* Device memory counted in peak_memory; NULL when the device has no room. */
 void *cuda_device_malloc(size_t bytes);
 void cuda_device_free(void *ptr);
-/* A device buffer of at least `bytes` bytes, reused between ops (single stream). */
+/* A device buffer of at least `bytes` bytes, reused between ops (single stream). When it grows,
+ * the old buffer stays allocated (and counted in peak memory) for the life of the process:
+ * kernels in flight may still read it, and cudaFree would wait for the whole device, NCCL's
+ * streams included, where a send that needs the peer's next call can keep it waiting for good.
+ * It doubles at least, so the kept buffers hold less than the live one. */
 void *cuda_scratch(size_t bytes);
 /* Raise the dynamic shared-memory limits of the kernels that need more than
  * 48 KB, up to the device's opt-in limit `max_shared` (bytes). */

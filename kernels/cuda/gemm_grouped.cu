@@ -188,6 +188,7 @@ static int try_grouped(const grouped_product *p, const int32_t *offsets, int gro
     }
     cublasStatus_t status = run_grouped(state, p, offsets, groups);
     if (status == CUBLAS_STATUS_NOT_SUPPORTED || status == CUBLAS_STATUS_ARCH_MISMATCH) {
+        cudaGetLastError(); /* nothing of a refusal may reach the next launch check */
         fprintf(stderr, "cuda: cublasGemmGroupedBatchedEx refused bf16 (%s); expert GEMMs run "
                         "one cuBLASLt call per expert\n",
                 cublasGetStatusString(status));

@@ -87,8 +87,7 @@ cuda_backend *cuda_backend_state(void) {
 void *cuda_scratch(size_t bytes) {
     cuda_backend *state = &backend_state;
     if (bytes <= state->scratch_bytes) return state->scratch;
-    /* cudaFree waits for the device, so kernels still reading the old buffer finish first */
-    cuda_device_free(state->scratch);
+    /* The old buffer is kept, not freed (cuda_common.cuh: cuda_scratch). */
     size_t grown = state->scratch_bytes * 2 > bytes ? state->scratch_bytes * 2 : bytes;
     grown = (grown + 255) / 256 * 256;
     state->scratch = cuda_device_malloc(grown);
