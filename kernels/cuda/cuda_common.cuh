@@ -185,6 +185,8 @@ void cuda_matmul_forward(void *out, const void *inp, const void *weight, const v
                          int C, int OC);
 void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
                           const void *inp, const void *weight, int N, int C, int OC);
+/* gemm.cu: CAIRN_CUDA_GELU_EPILOGUE into the state (-1 with `why` for a bad value) */
+int cuda_gelu_epilogue_read_environment(cuda_backend *state, char *why, size_t why_size);
 /* gemm_grouped.cu: CAIRN_CUDA_GROUPED_GEMM into the state (-1 with `why` for a bad value); the
  * cuBLAS handle and pointer arrays (-1 with `why` when they cannot be made) */
 int cuda_grouped_gemm_read_environment(cuda_backend *state, char *why, size_t why_size);

@@ -1,9 +1,12 @@
 /* Whether the CUDA backend's matmul_gelu_forward and matmul_gelu_backward apply
  * GELU in cuBLASLt's GEMM epilogues or run the plain GEMM and the GELU kernels
  * (kernels/cuda/gemm.cu says when the epilogues cannot run). Both give the
- * ops' contract (kernels/ops.h) up to bf16 rounding. Training always uses the
- * epilogues where they run; switching them off is for the GPU tests and
- * benchmarks, which compare the two.
+ * ops' contract (kernels/ops.h) up to bf16 rounding. Training uses the
+ * epilogues where they run unless the environment variable
+ * CAIRN_CUDA_GELU_EPILOGUE is `off` (`on`, unset or empty: use them; ops_cuda
+ * refuses other values): llm.c found the fused GELU slower than a separate
+ * kernel on some GPUs (an RTX 4090), so a user can compare. The GPU tests and
+ * benchmarks switch them off and on to compare the two.
  *
  * C interface, for the backend and for the GPU tests and benchmarks. */
 #ifndef CAIRN_CUDA_GELU_EPILOGUE_H

@@ -31,6 +31,7 @@
  * plain GEMM and the GELU kernels, which give the same results up to bf16
  * rounding. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -369,6 +370,20 @@ void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *do
 }
 
 /* ---- GELU in the epilogue ---- */
+
+int cuda_gelu_epilogue_read_environment(cuda_backend *state, char *why, size_t why_size) {
+    const char *value = getenv("CAIRN_CUDA_GELU_EPILOGUE");
+    if (!value || !*value || strcmp(value, "on") == 0) {
+        state->gelu_epilogue_off = 0;
+    } else if (strcmp(value, "off") == 0) {
+        state->gelu_epilogue_off = 1;
+    } else {
+        if (why && why_size)
+            snprintf(why, why_size, "CAIRN_CUDA_GELU_EPILOGUE=%s: expected on or off", value);
+        return -1;
+    }
+    return 0;
+}
 
 extern "C" void cuda_gelu_epilogue_allow(int allow) {
     cuda_backend_state()->gelu_epilogue_off = !allow;

@@ -292,7 +292,8 @@ static int backend_init(cuda_backend *state, int local_rank, char *why, size_t w
         return -1;
     }
     if (cuda_attention_read_environment(state, why, why_size) != 0 ||
-        cuda_grouped_gemm_read_environment(state, why, why_size) != 0)
+        cuda_grouped_gemm_read_environment(state, why, why_size) != 0 ||
+        cuda_gelu_epilogue_read_environment(state, why, why_size) != 0)
         return -1;
     state->multiprocessors = prop.multiProcessorCount;
     snprintf(state->name, sizeof state->name, "%s", prop.name);
