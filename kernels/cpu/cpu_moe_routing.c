@@ -63,8 +63,10 @@ static double token_gates(const moe_router *router, const real *row, const int32
     return sum;
 }
 
-/* logsumexp of the row, and in p (when not NULL) the probabilities of the balancing loss. */
-static double balance_probabilities(const moe_router *router, const real *row, double *p) {
+/* logsumexp of the row, and in p (when not NULL) the probabilities of the balancing loss; a
+ * sigmoid router's normaliser Σ_e sigmoid(logit_e) in *sigmoid_sum (when not NULL). */
+static double balance_probabilities(const moe_router *router, const real *row, double *p,
+                                    double *sigmoid_sum) {
     int E = router->experts;
     double max = row[0], sum = 0;
     for (int e = 1; e < E; e++) max = fmax(max, row[e]);
@@ -75,6 +77,7 @@ static double balance_probabilities(const moe_router *router, const real *row, d
         double total = 0;
         for (int e = 0; e < E; e++) total += p[e] = sigmoid(row[e]);
         for (int e = 0; e < E; e++) p[e] /= total;
+        if (sigmoid_sum) *sigmoid_sum = total;
     } else {
         for (int e = 0; e < E; e++) p[e] = exp(row[e] - lse);
     }
@@ -131,7 +134,7 @@ void CPU_FN(moe_route_forward)(int32_t *choice, void *gates_, int32_t *assigned,
         const real *row = logits + (size_t)t * E;
         choose_experts(router, row, choice + (size_t)t * k);
         token_gates(router, row, choice + (size_t)t * k, exact_gates + (size_t)t * k);
-        double lse = balance_probabilities(router, row, p + (size_t)t * E);
+        double lse = balance_probabilities(router, row, p + (size_t)t * E, NULL);
         lse_squared[t] = lse * lse;
     }
     for (size_t s = 0; s < nk; s++) gates[s] = (real)exact_gates[s];
@@ -183,6 +186,7 @@ void CPU_FN(moe_route_backward)(void *dlogits_, const void *dgates_, const void 
     double aux_factor = router->aux_coef * E / ((double)N * N * k);
     double z_factor = router->z_coef / N * 2;
     double *all_gates = scratch_bytes((size_t)N * k * sizeof(double));
+    double *all_p = scratch_bytes((size_t)N * E * sizeof(double));
 #pragma omp parallel for schedule(static) if ((size_t)N * E >= PARALLEL_MIN_ELEMENTS)
     for (int t = 0; t < N; t++) {
         const real *row = logits + (size_t)t * E, *dg = dgates + (size_t)t * k;
@@ -192,13 +196,9 @@ void CPU_FN(moe_route_backward)(void *dlogits_, const void *dgates_, const void 
         double dot = 0; /* Σ_j gate_j · dgate_j */
         for (int j = 0; j < k; j++) dot += gates[j] * dg[j];
         /* the balancing loss, through p_e: softmax, or sigmoid scores over their sum S */
-        double lse = balance_probabilities(router, row, NULL), S = 0, pa = 0;
-        if (router->sigmoid)
-            for (int e = 0; e < E; e++) S += sigmoid(row[e]);
-        for (int e = 0; e < E; e++) {
-            double p_e = router->sigmoid ? sigmoid(row[e]) / S : exp(row[e] - lse);
-            pa += p_e * aux_factor * (double)assigned[e];
-        }
+        double *p = all_p + (size_t)t * E, S = 0, pa = 0;
+        double lse = balance_probabilities(router, row, p, &S);
+        for (int e = 0; e < E; e++) pa += p[e] * aux_factor * (double)assigned[e];
         for (int e = 0; e < E; e++) {
             double s = sigmoid(row[e]), softmax = exp(row[e] - lse);
             double a = aux_factor * (double)assigned[e], g = 0;
@@ -224,4 +224,5 @@ void CPU_FN(moe_route_backward)(void *dlogits_, const void *dgates_, const void 
         }
     }
     CPU_FN(free)(all_gates);
+    CPU_FN(free)(all_p);
 }

@@ -23,15 +23,6 @@ static const char *const PATH_NAMES[] = {"auto", "cudnn", "flash"};
 /* the notes printed once each when cuDNN was asked for (attention_notes bits) */
 enum { NOTE_DOCUMENTS = 1, NOTE_ALIGNMENT = 2, NOTE_MISSING = 4 };
 
-extern "C" int cuda_attention_path_parse(const char *name, cuda_attention_path *path) {
-    for (int i = 0; i < (int)(sizeof PATH_NAMES / sizeof *PATH_NAMES); i++)
-        if (strcmp(name, PATH_NAMES[i]) == 0) {
-            *path = (cuda_attention_path)i;
-            return 0;
-        }
-    return -1;
-}
-
 extern "C" const char *cuda_attention_path_name(cuda_attention_path path) {
     return (unsigned)path < sizeof PATH_NAMES / sizeof *PATH_NAMES ? PATH_NAMES[path] : "?";
 }
@@ -45,15 +36,9 @@ extern "C" cuda_attention_path cuda_attention_ran(int backward) {
 }
 
 int cuda_attention_read_environment(cuda_backend *state, char *why, size_t why_size) {
-    const char *name = getenv("CAIRN_CUDA_ATTENTION");
-    cuda_attention_path path = CUDA_ATTENTION_AUTO;
-    if (name && *name && cuda_attention_path_parse(name, &path) != 0) {
-        if (why && why_size)
-            snprintf(why, why_size, "CAIRN_CUDA_ATTENTION=%s: expected auto, cudnn or flash", name);
-        return -1;
-    }
-    state->attention_path = path;
-    return 0;
+    return cuda_environment_choice("CAIRN_CUDA_ATTENTION", PATH_NAMES,
+                                   (int)(sizeof PATH_NAMES / sizeof *PATH_NAMES),
+                                   &state->attention_path, why, why_size);
 }
 
 void cuda_attention_start_cudnn(cuda_backend *state) {

@@ -26,8 +26,7 @@ typedef enum {
     CUDA_ATTENTION_FLASH,
 } cuda_attention_path;
 
-/* "auto", "cudnn" or "flash" into *path: 0; anything else: -1 */
-int cuda_attention_path_parse(const char *name, cuda_attention_path *path);
+/* "auto", "cudnn" or "flash" */
 const char *cuda_attention_path_name(cuda_attention_path path);
 
 /* The path of the attention calls that follow (after ops_cuda succeeded). */

@@ -31,7 +31,6 @@
  * plain GEMM and the GELU kernels, which give the same results up to bf16
  * rounding. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -372,17 +371,9 @@ void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *do
 /* ---- GELU in the epilogue ---- */
 
 int cuda_gelu_epilogue_read_environment(cuda_backend *state, char *why, size_t why_size) {
-    const char *value = getenv("CAIRN_CUDA_GELU_EPILOGUE");
-    if (!value || !*value || strcmp(value, "on") == 0) {
-        state->gelu_epilogue_off = 0;
-    } else if (strcmp(value, "off") == 0) {
-        state->gelu_epilogue_off = 1;
-    } else {
-        if (why && why_size)
-            snprintf(why, why_size, "CAIRN_CUDA_GELU_EPILOGUE=%s: expected on or off", value);
-        return -1;
-    }
-    return 0;
+    static const char *const values[] = {"on", "off"}; /* index 1: gelu_epilogue_off */
+    return cuda_environment_choice("CAIRN_CUDA_GELU_EPILOGUE", values, 2,
+                                   &state->gelu_epilogue_off, why, why_size);
 }
 
 extern "C" void cuda_gelu_epilogue_allow(int allow) {

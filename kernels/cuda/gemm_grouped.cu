@@ -36,37 +36,27 @@ __global__ void store_pointers_kernel(void **pointers, grouped_operands operands
 }
 
 /* One product of every group, column-major as cuBLAS sees the row-major buffers (see gemm.cu):
- * C_g [m][rows_g] = op(A_g) · op(B_g), A_g the group's weight, B_g and C_g its rows. */
+ * out_gᵀ [m][rows_g] = op(W_g) · in_gᵀ [k][rows_g], W_g the group's weight, a row-major
+ * [OC][C] (column-major [C][OC], so its leading dimension is C: k when transposed, else m);
+ * in_g and out_g the group's rows, of k and m elements. */
 typedef struct grouped_product {
-    cublasOperation_t transa, transb;
-    int m, k, lda, ldb, ldc;
-    const char *a;
-    size_t a_stride_bytes; /* from one group's weight to the next */
-    const char *b;
-    size_t b_row_bytes;
-    char *c;
-    size_t c_row_bytes;
+    cublasOperation_t transa;
+    int m, k;
+    const bf16 *weights;
+    size_t weight_stride; /* elements from one group's weight to the next */
+    const bf16 *in;
+    bf16 *out;
 } grouped_product;
 
-int cuda_grouped_gemm_path_parse(const char *name, cuda_grouped_gemm_path *path) {
-    if (strcmp(name, "auto") == 0)
-        *path = CUDA_GROUPED_GEMM_AUTO;
-    else if (strcmp(name, "grouped") == 0)
-        *path = CUDA_GROUPED_GEMM_GROUPED;
-    else if (strcmp(name, "loop") == 0)
-        *path = CUDA_GROUPED_GEMM_LOOP;
-    else
-        return -1;
-    return 0;
+static int weight_ld(const grouped_product *p) {
+    return p->transa == CUBLAS_OP_T ? p->k : p->m;
 }
 
+/* by cuda_grouped_gemm_path */
+static const char *const PATH_NAMES[] = {"auto", "grouped", "loop"};
+
 const char *cuda_grouped_gemm_path_name(cuda_grouped_gemm_path path) {
-    switch (path) {
-    case CUDA_GROUPED_GEMM_AUTO: return "auto";
-    case CUDA_GROUPED_GEMM_GROUPED: return "grouped";
-    case CUDA_GROUPED_GEMM_LOOP: return "loop";
-    }
-    return "?";
+    return (unsigned)path < sizeof PATH_NAMES / sizeof *PATH_NAMES ? PATH_NAMES[path] : "?";
 }
 
 void cuda_grouped_gemm_use(cuda_grouped_gemm_path path) {
@@ -78,16 +68,9 @@ cuda_grouped_gemm_path cuda_grouped_gemm_ran(void) {
 }
 
 int cuda_grouped_gemm_read_environment(cuda_backend *state, char *why, size_t why_size) {
-    const char *name = getenv("CAIRN_CUDA_GROUPED_GEMM");
-    cuda_grouped_gemm_path path = CUDA_GROUPED_GEMM_AUTO;
-    if (name && *name && cuda_grouped_gemm_path_parse(name, &path) != 0) {
-        if (why && why_size)
-            snprintf(why, why_size, "CAIRN_CUDA_GROUPED_GEMM=%s: expected auto, grouped or loop",
-                     name);
-        return -1;
-    }
-    state->grouped_gemm_path = path;
-    return 0;
+    return cuda_environment_choice("CAIRN_CUDA_GROUPED_GEMM", PATH_NAMES,
+                                   (int)(sizeof PATH_NAMES / sizeof *PATH_NAMES),
+                                   &state->grouped_gemm_path, why, why_size);
 }
 
 int cuda_grouped_gemm_start(cuda_backend *state, char *why, size_t why_size) {
@@ -121,8 +104,9 @@ static int take_grouped(const cuda_backend *state, const grouped_product *p,
     for (int g = 0; g < groups; g++) busy += offsets[g + 1] > offsets[g];
     if (busy < 2) return 0;
     /* 16-byte operands for every group (cuBLAS's rule for bf16 pointers in the arrays) */
-    if (!aligned16(p->a, p->a_stride_bytes) || !aligned16(p->b, p->b_row_bytes) ||
-        !aligned16(p->c, p->c_row_bytes))
+    if (!aligned16(p->weights, p->weight_stride * sizeof(bf16)) ||
+        !aligned16(p->in, (size_t)p->k * sizeof(bf16)) ||
+        !aligned16(p->out, (size_t)p->m * sizeof(bf16)))
         return 0;
     long rows = (long)offsets[groups] - offsets[0];
     if (state->grouped_gemm_path == CUDA_GROUPED_GEMM_AUTO &&
@@ -149,19 +133,19 @@ static cublasStatus_t run_grouped(cuda_backend *state, const grouped_product *p,
             int first = offsets[g], rows = offsets[g + 1] - first;
             if (rows == 0) continue;
             transa[count] = p->transa;
-            transb[count] = p->transb;
+            transb[count] = CUBLAS_OP_N;
             m[count] = p->m;
             n[count] = rows;
             k[count] = p->k;
-            lda[count] = p->lda;
-            ldb[count] = p->ldb;
-            ldc[count] = p->ldc;
+            lda[count] = weight_ld(p);
+            ldb[count] = p->k;
+            ldc[count] = p->m;
             group_size[count] = 1;
             alpha[count] = 1.0f;
             beta[count] = 0.0f;
-            operands.a[count] = p->a + (size_t)g * p->a_stride_bytes;
-            operands.b[count] = p->b + (size_t)first * p->b_row_bytes;
-            operands.c[count] = p->c + (size_t)first * p->c_row_bytes;
+            operands.a[count] = p->weights + (size_t)g * p->weight_stride;
+            operands.b[count] = p->in + (size_t)first * p->k;
+            operands.c[count] = p->out + (size_t)first * p->m;
             count++;
         }
         if (count == 0) break;
@@ -205,19 +189,8 @@ void cuda_matmul_grouped_forward(void *out, const void *inp, const void *weights
                                  size_t weight_stride, const int32_t *offsets, int groups, int C,
                                  int OC) {
     /* out_gᵀ [OC][rows] = W_g' [C][OC]ᵀ · inp_gᵀ [C][rows] */
-    grouped_product p = {CUBLAS_OP_T,
-                         CUBLAS_OP_N,
-                         OC,
-                         C,
-                         C,
-                         C,
-                         OC,
-                         (const char *)weights,
-                         weight_stride * sizeof(bf16),
-                         (const char *)inp,
-                         (size_t)C * sizeof(bf16),
-                         (char *)out,
-                         (size_t)OC * sizeof(bf16)};
+    grouped_product p = {CUBLAS_OP_T, OC, C, (const bf16 *)weights, weight_stride,
+                         (const bf16 *)inp, (bf16 *)out};
     if (try_grouped(&p, offsets, groups)) return;
     for (int g = 0; g < groups; g++) {
         int first = offsets[g], rows = offsets[g + 1] - first;
@@ -231,19 +204,8 @@ void cuda_matmul_grouped_backward(void *dinp, void *dweights, const void *dout, 
                                   const void *weights, size_t weight_stride,
                                   const int32_t *offsets, int groups, int C, int OC) {
     /* dinp_gᵀ [C][rows] = W_g' [C][OC] · dout_gᵀ [OC][rows] */
-    grouped_product p = {CUBLAS_OP_N,
-                         CUBLAS_OP_N,
-                         C,
-                         OC,
-                         C,
-                         OC,
-                         C,
-                         (const char *)weights,
-                         weight_stride * sizeof(bf16),
-                         (const char *)dout,
-                         (size_t)OC * sizeof(bf16),
-                         (char *)dinp,
-                         (size_t)C * sizeof(bf16)};
+    grouped_product p = {CUBLAS_OP_N, C, OC, (const bf16 *)weights, weight_stride,
+                         (const bf16 *)dout, (bf16 *)dinp};
     int dinp_done = dinp && try_grouped(&p, offsets, groups);
     for (int g = 0; g < groups; g++) {
         int first = offsets[g], rows = offsets[g + 1] - first;

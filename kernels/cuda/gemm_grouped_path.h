@@ -34,8 +34,7 @@ typedef enum {
  * set from bench_ops_cuda's grouped-vs-loop rows on a GPU. */
 enum { CUDA_GROUPED_GEMM_AUTO_ROWS = 1024 };
 
-/* "auto", "grouped" or "loop" into *path: 0; anything else: -1 */
-int cuda_grouped_gemm_path_parse(const char *name, cuda_grouped_gemm_path *path);
+/* "auto", "grouped" or "loop" */
 const char *cuda_grouped_gemm_path_name(cuda_grouped_gemm_path path);
 
 /* The path of the grouped calls that follow (after ops_cuda succeeded). */

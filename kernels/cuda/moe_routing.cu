@@ -65,6 +65,13 @@ __device__ float row_sigmoid_sum(const bf16 *row, int E) {
     return sum;
 }
 
+/* p_te of the balancing loss: the softmax of the token's logits, or a sigmoid router's scores
+ * over their sum `total` */
+__device__ __forceinline__ float balance_probability(float x, float lse, float total,
+                                                     int sigmoid) {
+    return sigmoid ? route_sigmoid(x) / total : expf(x - lse);
+}
+
 /* Per token: its k experts (each pick the best expert ranked after the previous pick), their
  * gates, the assignment counts, and the balancing terms, expert-major so the column sums read
  * them coalesced: balance[e][t] = p_te, balance[E][t] = logsumexp². */
@@ -98,10 +105,8 @@ __global__ void route_tokens_kernel(const bf16 *logits, int N, int E, int k, int
         gates[(size_t)t * k + j] = gate_value(load_logit(row, chosen[j]), norm, sigmoid);
     float lse = row_logsumexp(row, E);
     float total = sigmoid ? row_sigmoid_sum(row, E) : 1.0f;
-    for (int e = 0; e < E; e++) {
-        float x = load_logit(row, e);
-        balance[(size_t)e * N + t] = sigmoid ? route_sigmoid(x) / total : expf(x - lse);
-    }
+    for (int e = 0; e < E; e++)
+        balance[(size_t)e * N + t] = balance_probability(load_logit(row, e), lse, total, sigmoid);
     balance[(size_t)E * N + t] = lse * lse;
 }
 
@@ -304,11 +309,9 @@ __global__ void route_backward_kernel(bf16 *dlogits, const float *dgates, const 
         dot += gate_value(load_logit(row, chosen[j]), norm, sigmoid) * dg[j];
     float lse = row_logsumexp(row, E);
     float S = sigmoid ? row_sigmoid_sum(row, E) : 1.0f, pa = 0.0f;
-    for (int e = 0; e < E; e++) {
-        float x = load_logit(row, e);
-        float p = sigmoid ? route_sigmoid(x) / S : expf(x - lse);
-        pa += p * aux_factor * (float)assigned[e];
-    }
+    for (int e = 0; e < E; e++)
+        pa += balance_probability(load_logit(row, e), lse, S, sigmoid) * aux_factor *
+              (float)assigned[e];
     for (int e = 0; e < E; e++) {
         float x = load_logit(row, e), s = route_sigmoid(x), softmax = expf(x - lse);
         float a = aux_factor * (float)assigned[e], g = 0.0f;

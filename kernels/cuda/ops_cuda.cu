@@ -80,6 +80,26 @@ void cublas_check(cublasStatus_t status, const char *what, const char *file, int
     abort();
 }
 
+int cuda_environment_choice(const char *variable, const char *const *names, int count,
+                            int *choice, char *why, size_t why_size) {
+    const char *value = getenv(variable);
+    *choice = 0;
+    if (!value || !*value) return 0;
+    for (int i = 0; i < count; i++)
+        if (strcmp(value, names[i]) == 0) {
+            *choice = i;
+            return 0;
+        }
+    if (why && why_size) {
+        /* "expected a, b or c" */
+        int used = snprintf(why, why_size, "%s=%s: expected", variable, value);
+        for (int i = 0; i < count && used >= 0 && (size_t)used < why_size; i++)
+            used += snprintf(why + used, why_size - used, "%s%s",
+                             i == 0 ? " " : i == count - 1 ? " or " : ", ", names[i]);
+    }
+    return -1;
+}
+
 cuda_backend *cuda_backend_state(void) {
     return &backend_state;
 }
