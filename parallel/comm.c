@@ -194,7 +194,7 @@ int comm_barrier_start(comm *c, comm_request *request, status *st) {
 
 /* ---- completion ---- */
 
-static double now_seconds(void) {
+double comm_clock_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -202,7 +202,7 @@ static double now_seconds(void) {
 
 /* Spin briefly (latency), then yield, then sleep up to 1 ms: ranks oversubscribed on few cores
  * (tests) must leave the CPU to the peer they wait for. */
-static void back_off(unsigned polls) {
+void comm_back_off(unsigned polls) {
     if (polls < 64) return;
     if (polls < 1024) {
         sched_yield();
@@ -225,12 +225,12 @@ int comm_test(comm_request *request, int *done, status *st) {
 int comm_wait(comm_request *request, status *st) {
     if (!request->active) return 0;
     comm *c = request->comm;
-    double start = now_seconds();
+    double start = comm_clock_seconds();
     for (unsigned polls = 0;; polls++) {
         int done = 0;
         if (comm_test(request, &done, st) != 0) return -1;
         if (done) return 0;
-        if (now_seconds() - start > c->timeout_s) {
+        if (comm_clock_seconds() - start > c->timeout_s) {
             char host[64] = "?";
             gethostname(host, sizeof host - 1);
             fprintf(stderr,
@@ -242,7 +242,7 @@ int comm_wait(comm_request *request, status *st) {
             fflush(stderr);
             c->ops->abort(c, COMM_TIMEOUT_EXIT_CODE);
         }
-        back_off(polls);
+        comm_back_off(polls);
     }
 }
 

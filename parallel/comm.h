@@ -166,8 +166,15 @@ int comm_barrier_start(comm *c, comm_request *request, status *st);
 /* Completes a request (no-op when not active), aborting the job after the timeout. */
 int comm_wait(comm_request *request, status *st);
 int comm_wait_all(comm_request *requests, int count, status *st);
+
 /* Advances a request without blocking: *done = 1 once complete. */
 int comm_test(comm_request *request, int *done, status *st);
+
+/* For the backends' own bounded waits, paced like comm_wait: a monotonic clock in seconds, and
+ * the pause after the polls-th unsuccessful poll (spin, then yield, then sleep up to 1 ms, so
+ * ranks oversubscribed on few cores leave the CPU to the peer they wait for). */
+double comm_clock_seconds(void);
+void comm_back_off(unsigned polls);
 
 void comm_set_timeout(comm *c, double seconds);
 double comm_bytes_total(const comm *c);

@@ -12,7 +12,6 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,22 +63,6 @@ typedef struct nccl_backend {
 } nccl_backend;
 
 static nccl_backend *backend_of(const comm *c) { return c->backend; }
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Yields at first (an enqueue usually settles within microseconds), then sleeps 100 us. */
-static void pause_briefly(unsigned polls) {
-    if (polls < 256) {
-        sched_yield();
-        return;
-    }
-    struct timespec pause = {0, 100000};
-    nanosleep(&pause, NULL);
-}
 
 static ncclDataType_t nccl_type(comm_dtype type) {
     switch (type) {
@@ -189,7 +172,7 @@ static int streams_idle(comm *c, status *st) {
  * have drained. Past the timeout the communicator is aborted. */
 static int settle(comm *c, const char *what, int with_stream, status *st) {
     nccl_backend *b = backend_of(c);
-    double start = now_seconds();
+    double start = comm_clock_seconds();
     for (unsigned polls = 0;; polls++) {
         ncclResult_t state = communicator_state(b);
         if (is_failure(state)) return nccl_failed(c, 1, what, state, st);
@@ -198,13 +181,13 @@ static int settle(comm *c, const char *what, int with_stream, status *st) {
             int idle = streams_idle(c, st);
             if (idle != 0) return idle > 0 ? 0 : -1;
         }
-        if (now_seconds() - start > c->timeout_s) {
+        if (comm_clock_seconds() - start > c->timeout_s) {
             abort_communicator(b, COMM_TIMEOUT_EXIT_CODE);
             return status_fail(st,
                                "comm %s: %s did not finish within %g s (a peer rank may have died)",
                                c->name, what, c->timeout_s);
         }
-        pause_briefly(polls);
+        comm_back_off(polls);
     }
 }
 
