@@ -1,8 +1,8 @@
-/* The CUDA backend's ops table: initialisation (device check, cuBLASLt handle
- * and workspace, kernel attributes, the attention path and cuDNN handle, the
- * grouped-GEMM path and cuBLAS handle),
- * memory, conversions between the host's fp32 and the device's bf16/fp32
- * buffers. The kernels live in the other files of this folder. */
+/* The CUDA backend's ops table: initialisation (device check, the environment
+ * switches, cuBLASLt handle and workspace, kernel attributes, cuBLAS for the
+ * grouped GEMMs, cuDNN's attention state), memory, conversions between the
+ * host's fp32 and the device's bf16/fp32 buffers. The kernels live in the
+ * other files of this folder. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,13 +331,12 @@ static int backend_init(cuda_backend *state, int local_rank, char *why, size_t w
     }
     /* room for the kernels' static shared memory beside the dynamic part */
     int max_shared = (int)prop.sharedMemPerBlockOptin - 1024;
-    if ((err = cuda_attention_init(max_shared)) != cudaSuccess ||
-        (err = cuda_norms_init(max_shared)) != cudaSuccess) {
-        cuda_device_free(state->lt_workspace);
-        cublasLtDestroy(state->lt);
-        return fail(why, why_size, "cudaFuncSetAttribute (shared memory)", err);
-    }
-    if (cuda_grouped_gemm_start(state, why, why_size) != 0) {
+    if ((err = cuda_attention_init(max_shared)) == cudaSuccess)
+        err = cuda_norms_init(max_shared);
+    int failed = err != cudaSuccess
+                     ? fail(why, why_size, "cudaFuncSetAttribute (shared memory)", err)
+                     : cuda_grouped_gemm_start(state, why, why_size);
+    if (failed != 0) {
         cuda_device_free(state->lt_workspace);
         cublasLtDestroy(state->lt);
         return -1;
