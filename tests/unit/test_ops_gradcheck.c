@@ -2,9 +2,9 @@
  *
  * For each op: random inputs (fixed seed), the scalar L = Σ out ⊙ R with a random R
  * (cross_entropy: L = Σ_n w_n loss_n; moe_route: L = Σ R ⊙ gates of the kept slots + aux_scale
- * (aux + z), whose discrete decisions no step may change: checked), the analytic gradient from the backward op with
- * dout = R, and (L(x+h) - L(x-h)) / 2h for EVERY element of every input that has a
- * gradient. L is summed and differenced in long double, over the step actually taken, so
+ * (aux + z), whose discrete decisions no step may change: checked), the analytic gradient from
+ * the backward op with dout = R, and (L(x+h) - L(x-h)) / 2h for EVERY element of every input
+ * that has a gradient. L is summed and differenced in long double, over the step actually taken, so
  * the only noise left is the op's own fp64 rounding.
  * The error of a tensor is max_i |analytic_i - fd_i| / max(|analytic_i|, |fd_i|, FLOOR),
  * which must stay below TOLERANCE; a wrong term or factor gives errors of order 1e-2..1.
