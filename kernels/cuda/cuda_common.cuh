@@ -21,6 +21,7 @@
 extern "C" {
 #include "kernels/ops.h"
 }
+#include "kernels/cuda/environment.h"
 
 typedef __nv_bfloat16 bf16;
 
@@ -63,11 +64,6 @@ typedef struct cuda_backend {
 } cuda_backend;
 
 cuda_backend *cuda_backend_state(void);
-/* The environment variable `variable` as an index into its `count` accepted values `names`
- * (unset or empty: 0, the default); another value: -1 with `why` = "VARIABLE=value: expected
- * a, b or c". */
-int cuda_environment_choice(const char *variable, const char *const *names, int count,
-                            int *choice, char *why, size_t why_size);
 /* Device memory counted in peak_memory; NULL when the device has no room. */
 void *cuda_device_malloc(size_t bytes);
 void cuda_device_free(void *ptr);

@@ -80,7 +80,7 @@ void cublas_check(cublasStatus_t status, const char *what, const char *file, int
     abort();
 }
 
-int cuda_environment_choice(const char *variable, const char *const *names, int count,
+extern "C" int cuda_environment_choice(const char *variable, const char *const *names, int count,
                             int *choice, char *why, size_t why_size) {
     const char *value = getenv(variable);
     *choice = 0;
