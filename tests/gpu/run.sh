@@ -3,7 +3,7 @@
 #   tests/gpu/run.sh [BUILD_DIR] [checks|bench|all]      (defaults: build-gpu, all)
 #   tests/gpu/run.sh --stage BUILD DEST                  (here, before a GPU lease)
 # --stage copies what the run needs from a build (cairn, the GPU test programs) and the
-# libyaml the GPU host may lack into DEST, a flat folder small enough to carry (~13 MB).
+# libyaml the GPU host may lack into DEST, a flat folder small enough to carry (~25 MB).
 # Programs are looked up in BUILD_DIR/tests/ and then BUILD_DIR/; BUILD_DIR is put on
 # LD_LIBRARY_PATH. Each step's output goes to the terminal and to LOG_DIR (default
 # BUILD_DIR/gpu-logs; $OUT when set).
@@ -12,6 +12,8 @@
 #           (resume on the GPU; dp/tp/pp/ZeRO/ep layouts with several ranks on one GPU)
 #   bench:  bench_ops_cuda and bench_torch_ops (op timings), gpu_vs_torch (end to end against
 #           shared/bench/torch_ref.py; BENCH_MODELS, PEERS and STEPS pass through)
+# Each step is stopped after STEP_TIMEOUT seconds (default 300), so one hang cannot spend a
+# whole lease; the table still follows.
 # Ends with one table: step, result (pass / FAIL / skipped), seconds. Exit 1 if a step failed.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,12 +64,13 @@ run_step() {
     local start end status result
     echo "==== $name"
     start=$(date +%s%N)
-    "$@" 2>&1 | tee "$log_dir/$name.log"
+    timeout --kill-after=10 "${STEP_TIMEOUT:-300}" "$@" 2>&1 | tee "$log_dir/$name.log"
     status=${PIPESTATUS[0]}
     end=$(date +%s%N)
     case $status in
         0) result=pass ;;
         77) result=skipped ;;
+        124 | 137) result="FAIL (over ${STEP_TIMEOUT:-300} s)" ;;
         *) result="FAIL ($status)" ;;
     esac
     names+=("$name")
