@@ -32,8 +32,12 @@ export OMP_NUM_THREADS=1 CAIRN="$cairn"
 # ---- data and config: the Debian license texts, the byte tokenizer, a 2-layer llama ----
 cat /usr/share/common-licenses/{Apache-2.0,GPL-3,LGPL-2.1,MPL-2.0} >corpus.txt
 "$cairn" prepare --tokenizer bytes --output data/train corpus.txt >/dev/null
-cat >tiny.yaml <<'EOF'
-run: {name: slurm, out_dir: out, seed: 11, steps: 1000, log_every: 1, eval_every: 0}
+# Steps enough that the time-limit signal of part 3, sent once step 10 is logged, arrives while
+# training runs: 1000 steps of this model take about 2 s, less than the signal's way through
+# the poll, slurmctld, the batch script and srun can take on a loaded machine.
+steps=4000
+cat >tiny.yaml <<EOF
+run: {name: slurm, out_dir: out, seed: 11, steps: $steps, log_every: 1, eval_every: 0}
 model: {arch: llama, layers: 2, d_model: 32, heads: 4, kv_heads: 2, ffn: 64, seq_len: 32}
 train: {micro_batch: 2, global_batch: 8}
 optim: {name: adamw, lr: 0.003, min_lr: 0.0003, schedule: {kind: cosine, warmup: 10}}
@@ -43,20 +47,20 @@ EOF
 
 steps_of() { jq -r .step "$1/metrics.jsonl" | paste -sd' ' -; }
 losses_of() { jq -r '"\(.step) \(.loss)"' "$1/metrics.jsonl"; }
-expected_steps=$(seq 1 1000 | paste -sd' ' -)
+expected_steps=$(seq 1 $steps | paste -sd' ' -)
 
 # ---- 1. one rank ----
 srun -n 1 --mpi=pmix "$cairn" train tiny.yaml --set run.out_dir=single >single.log 2>&1 ||
     { tail -n 20 single.log; fail "srun -n 1 --mpi=pmix cairn train failed"; }
 [ "$(steps_of single)" = "$expected_steps" ] ||
-    fail "single: metrics.jsonl does not hold steps 1..1000"
-echo "ok: srun -n 1 --mpi=pmix cairn train: 1000 steps," \
+    fail "single: metrics.jsonl does not hold steps 1..$steps"
+echo "ok: srun -n 1 --mpi=pmix cairn train: $steps steps," \
      "final loss $(losses_of single | tail -n 1 | cut -d" " -f2)"
 
 # ---- 2. four ranks, tp2 x dp2 ----
 srun -n 4 --mpi=pmix "$cairn" train tiny.yaml --set run.out_dir=tp2 --set parallel.tp=2 \
     >tp2.log 2>&1 || { tail -n 20 tp2.log; fail "srun -n 4 --mpi=pmix cairn train (tp2) failed"; }
-[ "$(steps_of tp2)" = "$expected_steps" ] || fail "tp2: metrics.jsonl does not hold steps 1..1000"
+[ "$(steps_of tp2)" = "$expected_steps" ] || fail "tp2: metrics.jsonl does not hold steps 1..$steps"
 world=$(jq -c '.world | [.ranks, .dp, .tp, .pp]' tp2/run.json)
 [ "$world" = "[4,2,2,1]" ] || fail "tp2: run.json world [ranks,dp,tp,pp] is $world, not [4,2,2,1]"
 first_losses() { paste <(losses_of single | head -n 20) <(losses_of tp2 | head -n 20); }
@@ -94,8 +98,8 @@ fail_job() {
 if [ "$state" != COMPLETED ] || [ "$restarts" != 1 ]; then
     fail_job "job $job: state $state after $restarts restarts, not COMPLETED after 1"
 fi
-stopped=$(sed -n 's/^cairn: stopped by SIGUSR1 after step \([0-9]*\) of 1000.*/\1/p' job.out)
-[ -n "$stopped" ] || fail_job "job.out: no 'stopped by SIGUSR1 after step K of 1000' line"
+stopped=$(sed -n 's/^cairn: stopped by SIGUSR1 after step \([0-9]*\) of '"$steps"'.*/\1/p' job.out)
+[ -n "$stopped" ] || fail_job "job.out: no 'stopped by SIGUSR1 after step K of $steps' line"
 grep -q "requeueing job $job to resume" job.out ||
     fail_job "job.out: the job did not requeue itself"
 grep -q "job $job, restart 1" job.out ||
@@ -106,8 +110,8 @@ grep -q "^cairn: resuming from $checkpoint at step $stopped" job.out ||
 [ -f "$checkpoint" ] ||
     fail_job "no checkpoint of step $stopped"
 [ "$(steps_of requeued)" = "$expected_steps" ] ||
-    fail_job "requeued: metrics.jsonl steps are not 1..1000 once each (stopped at $stopped)"
+    fail_job "requeued: metrics.jsonl steps are not 1..$steps once each (stopped at $stopped)"
 cmp -s <(losses_of requeued) <(losses_of tp2) ||
     fail_job "requeued: losses differ from the uninterrupted tp2 x dp2 run's"
 echo "ok: one-node.sbatch, 4 ranks: USR1 at step $stopped, checkpoint, requeue, resume;" \
-     "1000 steps, every loss equal to the uninterrupted run's"
+     "$steps steps, every loss equal to the uninterrupted run's"
