@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/attention_documents.h"
+
 /* A mixture-of-experts router's fixed settings (model.moe in the config). */
 typedef struct moe_router {
     int experts, top_k;
@@ -154,15 +156,16 @@ typedef struct ops {
     void (*rope_backward)(void *dqkv, const int32_t *positions, int N, int H, int KV, int hd,
                           float theta);
     /* Causal attention, scale 1/sqrt(hd), query head h reads kv head h / (H/KV).
-     * doc_start [B*T] (may be NULL): position t of a sequence attends only to
-     * keys j with doc_start[b*T+t] <= j <= t (block-diagonal per document).
+     * documents (may be NULL; kernels/attention_documents.h): position t of sequence b attends
+     * only to keys j with documents->doc_start[b*T+t] <= j <= t (block-diagonal per document).
      * out [N][H*hd] (act), lse [B][H][T] (master) */
-    void (*attention_forward)(void *out, void *lse, const void *qkv, const int32_t *doc_start,
-                              int B, int T, int H, int KV, int hd);
+    void (*attention_forward)(void *out, void *lse, const void *qkv,
+                              const attention_documents *documents, int B, int T, int H, int KV,
+                              int hd);
     /* dqkv overwritten */
     void (*attention_backward)(void *dqkv, const void *dout, const void *qkv, const void *out,
-                               const void *lse, const int32_t *doc_start, int B, int T, int H,
-                               int KV, int hd);
+                               const void *lse, const attention_documents *documents, int B,
+                               int T, int H, int KV, int hd);
 
     /* ---- activations ---- */
     /* inp [N][2F] = [gate | up]; out [N][F] = silu(gate) * up */

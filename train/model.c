@@ -282,6 +282,7 @@ static void carve(model *m, arena *space) {
     m->targets = INT32(N);
     m->positions = INT32((size_t)slots * N);
     m->doc_start = INT32((size_t)slots * N);
+    m->doc_starts = INT32((size_t)slots * (N + 1));
     m->loss_weights = MASTER(N);
     m->losses = MASTER(N);
     m->row_max = MASTER(N);
@@ -480,6 +481,8 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
     }
     m->host_positions = calloc(N, sizeof *m->host_positions);
     m->host_doc_start = calloc(N, sizeof *m->host_doc_start);
+    m->host_doc_starts = calloc((size_t)N + 1, sizeof *m->host_doc_starts);
+    m->doc_counts = calloc(slots, sizeof *m->doc_counts);
     m->host_losses = calloc(N, sizeof *m->host_losses);
     m->host_inputs = calloc(N, sizeof *m->host_inputs);
     m->host_targets = calloc(N, sizeof *m->host_targets);
@@ -488,8 +491,8 @@ int model_create_shard(model *m, const ops *o, const config *cfg, int eod_id,
         m->acts[i] = m->acts[0];
         m->acts[i].resid_in = input;
     }
-    if (failed || !m->host_positions || !m->host_doc_start || !m->host_losses || !m->host_inputs ||
-        !m->host_targets) {
+    if (failed || !m->host_positions || !m->host_doc_start || !m->host_doc_starts ||
+        !m->doc_counts || !m->host_losses || !m->host_inputs || !m->host_targets) {
         model_destroy(m);
         return status_fail(st, "model: out of %s memory: %.2f GiB for %zu parameters and micro_batch %d",
                            o->name, (double)measure.used / (1 << 30), m->total_params, m->micro_batch);
@@ -514,6 +517,8 @@ void model_destroy(model *m) {
     free(m->params);
     free(m->host_positions);
     free(m->host_doc_start);
+    free(m->host_doc_starts);
+    free(m->doc_counts);
     free(m->host_losses);
     free(m->host_inputs);
     free(m->host_targets);
@@ -927,6 +932,17 @@ static void moe_backward(model *m, int slot, int layer, const void *dout) {
 
 /* -------------------------------------------------------------- layers ---- */
 
+/* The documents of a slot's micro-batch for attention, in *documents; NULL when
+ * document masking is off. */
+static const attention_documents *slot_documents(const model *m, int slot,
+                                                 attention_documents *documents) {
+    if (!m->cfg.document_masking) return NULL;
+    documents->doc_start = m->doc_start + (size_t)slot * m->N;
+    documents->starts = m->doc_starts + (size_t)slot * (m->N + 1);
+    documents->count = m->doc_counts[slot];
+    return documents;
+}
+
 /* out = the layer's output. out NULL: train.recompute's second forward pass, run by the backward
  * pass from the saved input into the shared activation set; it refills every activation the
  * backward pass reads (bit-identically: same input, weights and kernels) and skips what only
@@ -939,7 +955,7 @@ static void layer_forward(model *m, int slot, int i, void *out) {
     int N = m->N, d = c->d_model, H = m->heads, KV = m->kv_heads, hd = m->head_dim;
     size_t nd = (size_t)N * d;
     const int32_t *positions = m->positions + (size_t)slot * N;
-    const int32_t *doc_start = m->doc_start + (size_t)slot * N;
+    attention_documents documents;
 
     norm_forward(m, a->attn_norm_out, a->attn_norm_mean, a->attn_norm_rstd, a->resid_in,
                  L->attn_norm_w, L->attn_norm_b);
@@ -951,7 +967,7 @@ static void layer_forward(model *m, int slot, int i, void *out) {
     else
         o->copy_device(a->qkv, a->qkv_pre, (size_t)N * m->qkv_dim * o->act_bytes);
     if (c->arch == ARCH_LLAMA) o->rope_forward(a->qkv, positions, N, H, KV, hd, (float)c->rope_theta);
-    o->attention_forward(a->attn_out, a->attn_lse, a->qkv, c->document_masking ? doc_start : NULL,
+    o->attention_forward(a->attn_out, a->attn_lse, a->qkv, slot_documents(m, slot, &documents),
                          m->micro_batch, m->seq_len, H, KV, hd);
     o->matmul_forward(m->scratch_d, a->attn_out, weight(m, L->wo), row_parallel_bias(m, L->bo), N,
                       H * hd, d);
@@ -981,7 +997,7 @@ static void layer_backward(model *m, int slot, int i) {
     int N = m->N, d = c->d_model, H = m->heads, KV = m->kv_heads, hd = m->head_dim;
     size_t nd = (size_t)N * d;
     const int32_t *positions = m->positions + (size_t)slot * N;
-    const int32_t *doc_start = m->doc_start + (size_t)slot * N;
+    attention_documents documents;
 
     /* MLP half: the residual passes dresid through; the norm adds its share */
     if (m->is_moe) {
@@ -1000,8 +1016,8 @@ static void layer_backward(model *m, int slot, int i) {
     o->matmul_backward(m->dattn, grad(m, L->wo), grad(m, L->bo), m->dresid, a->attn_out,
                        weight(m, L->wo), N, H * hd, d);
     o->attention_backward(dqkv, m->dattn, a->qkv, a->attn_out, a->attn_lse,
-                          c->document_masking ? doc_start : NULL, m->micro_batch, m->seq_len,
-                          H, KV, hd);
+                          slot_documents(m, slot, &documents), m->micro_batch, m->seq_len, H,
+                          KV, hd);
     if (c->arch == ARCH_LLAMA) o->rope_backward(dqkv, positions, N, H, KV, hd, (float)c->rope_theta);
     if (c->qk_norm) {
         o->qk_norm_backward(dqkv_pre, grad(m, L->q_norm), grad(m, L->k_norm), dqkv, a->qkv_pre,
@@ -1079,6 +1095,12 @@ void model_stage_forward(model *m, int slot, const int32_t *tokens, const float 
     o->copy_to_device(slot_tokens, inputs, sizeof *inputs * N);
     o->copy_to_device(m->positions + (size_t)slot * N, m->host_positions, sizeof(int32_t) * N);
     o->copy_to_device(m->doc_start + (size_t)slot * N, m->host_doc_start, sizeof(int32_t) * N);
+    if (c->document_masking) {
+        m->doc_counts[slot] =
+            attention_documents_starts(m->host_doc_start, m->micro_batch, T, m->host_doc_starts);
+        o->copy_to_device(m->doc_starts + (size_t)slot * (N + 1), m->host_doc_starts,
+                          sizeof(int32_t) * (m->doc_counts[slot] + 1));
+    }
     m->moe_scale = moe_scale;
 
     int layers = m->shard.layers;

@@ -181,6 +181,8 @@ typedef struct model {
 
     /* activations (act unless noted); per slot: tokens, positions, doc_start, acts, stage_out */
     int32_t *tokens, *targets, *positions, *doc_start;  /* device [slots][N] */
+    int32_t *doc_starts;  /* device [slots][N + 1]: each document's first token (attention) */
+    int *doc_counts;      /* host [slots]: documents per slot's micro-batch */
     void *loss_weights;  /* master [N] */
     void *losses;        /* master [N] */
     void *row_max, *loss_stats;  /* master [N], [2N]: vocabulary-parallel cross-entropy */
@@ -204,7 +206,7 @@ typedef struct model {
     double moe_scale;      /* set by model_forward, used by model_backward */
 
     /* host staging for one micro-batch */
-    int32_t *host_positions, *host_doc_start;
+    int32_t *host_positions, *host_doc_start, *host_doc_starts; /* [N], [N], [N + 1] */
     float *host_losses;
     int32_t *host_inputs, *host_targets;  /* targets: index in this rank's vocabulary slice or -1 */
     int eod_id;

@@ -128,7 +128,9 @@ static real *scratch_open(attention_scratch *w, const attention_shape *s) {
 }
 
 void CPU_FN(attention_forward)(void *out_, void *lse_, const void *qkv_,
-                               const int32_t *doc_start, int B, int T, int H, int KV, int hd) {
+                               const attention_documents *documents, int B, int T, int H, int KV,
+                               int hd) {
+    const int32_t *doc_start = documents ? documents->doc_start : NULL;
     real *out = out_, *lse = lse_;
     const real *qkv = qkv_;
     const attention_shape s = shape_of(B, T, H, KV, hd);
@@ -221,8 +223,10 @@ static void backward_block(real *dq, const real *q, const real *dout, const real
 }
 
 void CPU_FN(attention_backward)(void *dqkv_, const void *dout_, const void *qkv_,
-                                const void *out_, const void *lse_, const int32_t *doc_start,
-                                int B, int T, int H, int KV, int hd) {
+                                const void *out_, const void *lse_,
+                                const attention_documents *documents, int B, int T, int H, int KV,
+                                int hd) {
+    const int32_t *doc_start = documents ? documents->doc_start : NULL;
     real *dqkv = dqkv_;
     const real *dout = dout_, *qkv = qkv_, *out = out_, *lse = lse_;
     const attention_shape s = shape_of(B, T, H, KV, hd);

@@ -154,11 +154,12 @@ void CPU_FN(rope_forward)(void *qkv, const int32_t *positions, int N, int H, int
                           float theta);
 void CPU_FN(rope_backward)(void *dqkv, const int32_t *positions, int N, int H, int KV, int hd,
                            float theta);
-void CPU_FN(attention_forward)(void *out, void *lse, const void *qkv, const int32_t *doc_start,
-                               int B, int T, int H, int KV, int hd);
+void CPU_FN(attention_forward)(void *out, void *lse, const void *qkv,
+                               const attention_documents *documents, int B, int T, int H, int KV,
+                               int hd);
 void CPU_FN(attention_backward)(void *dqkv, const void *dout, const void *qkv, const void *out,
-                                const void *lse, const int32_t *doc_start, int B, int T, int H,
-                                int KV, int hd);
+                                const void *lse, const attention_documents *documents, int B,
+                                int T, int H, int KV, int hd);
 
 void CPU_FN(swiglu_forward)(void *out, const void *inp, int N, int F);
 void CPU_FN(swiglu_backward)(void *dinp, const void *dout, const void *inp, int N, int F);

@@ -621,11 +621,13 @@ static int attention_vec(int hd, const void *a, const void *b) {
     return hd % 8 == 0 && cuda_aligned(a, 16) && (!b || cuda_aligned(b, 16));
 }
 
-void cuda_attention_forward(void *out, void *lse, const void *qkv, const int32_t *doc_start,
-                            int B, int T, int H, int KV, int hd) {
+void cuda_attention_forward(void *out, void *lse, const void *qkv,
+                            const attention_documents *documents, int B, int T, int H, int KV,
+                            int hd) {
     check_head_dim(hd);
     if (B == 0 || T == 0) return;
-    if (cuda_attention_try_cudnn_forward(out, lse, qkv, doc_start, B, T, H, KV, hd)) return;
+    if (cuda_attention_try_cudnn_forward(out, lse, qkv, documents, B, T, H, KV, hd)) return;
+    const int32_t *doc_start = documents ? documents->doc_start : NULL;
     float scale_log2 = LOG2E / sqrtf((float)hd);
     int vec = attention_vec(hd, qkv, NULL);
     dim3 grid((T + FWD_ROWS - 1) / FWD_ROWS, H, B);
@@ -641,12 +643,13 @@ void cuda_attention_forward(void *out, void *lse, const void *qkv, const int32_t
 }
 
 void cuda_attention_backward(void *dqkv, const void *dout, const void *qkv, const void *out,
-                             const void *lse, const int32_t *doc_start, int B, int T, int H,
-                             int KV, int hd) {
+                             const void *lse, const attention_documents *documents, int B, int T,
+                             int H, int KV, int hd) {
     check_head_dim(hd);
     if (B == 0 || T == 0) return;
-    if (cuda_attention_try_cudnn_backward(dqkv, dout, qkv, out, lse, doc_start, B, T, H, KV, hd))
+    if (cuda_attention_try_cudnn_backward(dqkv, dout, qkv, out, lse, documents, B, T, H, KV, hd))
         return;
+    const int32_t *doc_start = documents ? documents->doc_start : NULL;
     float scale = 1.0f / sqrtf((float)hd), scale_log2 = LOG2E * scale;
     int vec = attention_vec(hd, qkv, dout);
     size_t rows = (size_t)B * T * H;

@@ -1,7 +1,8 @@
 /* The attention ops' choice between cuDNN's fused attention and the flash
  * kernels, call by call (contract in kernels/cuda/attention_path.h): the
- * path from CAIRN_CUDA_ATTENTION, the calls cuDNN cannot take (per-document
- * masks, tensors not 16-byte aligned, builds without cuDNN attention), the
+ * path from CAIRN_CUDA_ATTENTION, the calls cuDNN cannot take (tensors not
+ * 16-byte aligned, builds without cuDNN attention) or is not given (per-document
+ * masks under auto, until measured on a GPU), the
  * notes on stderr when cuDNN was asked for and cannot run a call, and the
  * record of what ran. The state lives in the backend's cuda_backend. */
 #include <stdint.h>
@@ -21,7 +22,7 @@
 static const char *const PATH_NAMES[] = {"auto", "cudnn", "flash"};
 
 /* the notes printed once each when cuDNN was asked for (attention_notes bits) */
-enum { NOTE_DOCUMENTS = 1, NOTE_ALIGNMENT = 2, NOTE_MISSING = 4 };
+enum { NOTE_ALIGNMENT = 1, NOTE_MISSING = 2 };
 
 extern "C" const char *cuda_attention_path_name(cuda_attention_path path) {
     return (unsigned)path < sizeof PATH_NAMES / sizeof *PATH_NAMES ? PATH_NAMES[path] : "?";
@@ -52,15 +53,13 @@ void cuda_attention_start_cudnn(cuda_backend *state) {
 /* 1 when cuDNN may run this call (it can still refuse the shape). Otherwise
  * the flash kernels run it, and if cuDNN was asked for, the reason is noted
  * on stderr the first time it comes up. */
-static int cudnn_may_run(cuda_backend *state, const int32_t *doc_start, const void *const *tensors,
-                         int count) {
+static int cudnn_may_run(cuda_backend *state, const attention_documents *documents,
+                         const void *const *tensors, int count) {
     if (state->attention_path == CUDA_ATTENTION_FLASH) return 0;
+    /* cuDNN's ragged path for documents has not run on a GPU yet: only when asked for */
+    if (documents && state->attention_path == CUDA_ATTENTION_AUTO) return 0;
     int note = 0;
     const char *why = NULL;
-    if (doc_start) {
-        note = NOTE_DOCUMENTS;
-        why = "cuDNN does not take per-document masks (doc_start)";
-    }
     for (int i = 0; i < count && !why; i++)
         if (!cuda_aligned(tensors[i], 16)) {
             note = NOTE_ALIGNMENT;
@@ -82,16 +81,17 @@ static int cudnn_may_run(cuda_backend *state, const int32_t *doc_start, const vo
 }
 
 int cuda_attention_try_cudnn_forward(void *out, void *lse, const void *qkv,
-                                     const int32_t *doc_start, int B, int T, int H, int KV,
-                                     int hd) {
+                                     const attention_documents *documents, int B, int T, int H,
+                                     int KV, int hd) {
     cuda_backend *state = cuda_backend_state();
     const void *tensors[] = {out, lse, qkv, cuda_head_start(qkv, H, hd),
                              cuda_head_start(qkv, H + KV, hd)};
     int ran = 0;
-    if (cudnn_may_run(state, doc_start, tensors, (int)(sizeof tensors / sizeof *tensors))) {
+    if (cudnn_may_run(state, documents, tensors, (int)(sizeof tensors / sizeof *tensors))) {
 #ifdef CAIRN_HAVE_CUDNN_ATTENTION
         attention_shape shape = {B, T, H, KV, hd};
-        ran = cudnn_attention_forward(state->cudnn_attention, shape, out, lse, qkv) == 0;
+        ran = cudnn_attention_forward(state->cudnn_attention, shape, documents, out, lse, qkv) ==
+              0;
 #else
         (void)B, (void)T; /* no cuDNN: cudnn_may_run said no */
 #endif
@@ -101,8 +101,9 @@ int cuda_attention_try_cudnn_forward(void *out, void *lse, const void *qkv,
 }
 
 int cuda_attention_try_cudnn_backward(void *dqkv, const void *dout, const void *qkv,
-                                      const void *out, const void *lse, const int32_t *doc_start,
-                                      int B, int T, int H, int KV, int hd) {
+                                      const void *out, const void *lse,
+                                      const attention_documents *documents, int B, int T, int H,
+                                      int KV, int hd) {
     cuda_backend *state = cuda_backend_state();
     const void *tensors[] = {dqkv,
                              dout,
@@ -114,11 +115,11 @@ int cuda_attention_try_cudnn_backward(void *dqkv, const void *dout, const void *
                              cuda_head_start(dqkv, H, hd),
                              cuda_head_start(dqkv, H + KV, hd)};
     int ran = 0;
-    if (cudnn_may_run(state, doc_start, tensors, (int)(sizeof tensors / sizeof *tensors))) {
+    if (cudnn_may_run(state, documents, tensors, (int)(sizeof tensors / sizeof *tensors))) {
 #ifdef CAIRN_HAVE_CUDNN_ATTENTION
         attention_shape shape = {B, T, H, KV, hd};
-        ran =
-            cudnn_attention_backward(state->cudnn_attention, shape, dqkv, dout, qkv, out, lse) == 0;
+        ran = cudnn_attention_backward(state->cudnn_attention, shape, documents, dqkv, dout, qkv,
+                                       out, lse) == 0;
 #else
         (void)B, (void)T; /* no cuDNN: cudnn_may_run said no */
 #endif

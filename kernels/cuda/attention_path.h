@@ -7,10 +7,12 @@
  * ops_cuda sets the path from the environment variable CAIRN_CUDA_ATTENTION
  * (auto, cudnn or flash; unset or empty means auto) and refuses other values.
  * auto: cuDNN for calls without per-document masks whose graph cuDNN builds,
- * the flash kernels otherwise. cudnn: the same, but a call cuDNN cannot take
- * is noted on stderr (once per reason) before the flash kernels run it; a
- * refused graph is noted in both modes (once per shape and direction). flash:
- * always the flash kernels.
+ * the flash kernels otherwise. cudnn: cuDNN for every call whose graph it
+ * builds, per-document masks included (its ragged path, which has not run on
+ * a GPU yet and so is not auto's choice); a call cuDNN cannot take is noted
+ * on stderr (once per reason) before the flash kernels run it. A refused
+ * graph is noted in both modes (once per shape and direction). flash: always
+ * the flash kernels.
  *
  * C interface, for the backend and for the GPU tests and benchmarks. */
 #ifndef CAIRN_CUDA_ATTENTION_PATH_H

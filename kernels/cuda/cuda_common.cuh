@@ -204,22 +204,24 @@ void cuda_matmul_gelu_backward(void *dinp_pre, void *dweight, void *dbias, const
                                const void *inp, const void *weight, const void *pre, int N, int C,
                                int OC);
 /* attention.cu: the flash kernels, or cuDNN when attention_path.cu lets it run the call */
-void cuda_attention_forward(void *out, void *lse, const void *qkv, const int32_t *doc_start,
-                            int B, int T, int H, int KV, int hd);
+void cuda_attention_forward(void *out, void *lse, const void *qkv,
+                            const attention_documents *documents, int B, int T, int H, int KV,
+                            int hd);
 void cuda_attention_backward(void *dqkv, const void *dout, const void *qkv, const void *out,
-                             const void *lse, const int32_t *doc_start, int B, int T, int H,
-                             int KV, int hd);
+                             const void *lse, const attention_documents *documents, int B, int T,
+                             int H, int KV, int hd);
 /* attention_path.cu: CAIRN_CUDA_ATTENTION into the state (-1 with `why` for a bad value), then,
  * once the device is set up, cuDNN's attention state. The try functions return 1 when cuDNN ran
  * the call, 0 when the caller runs the flash kernels, and record which ran. */
 int cuda_attention_read_environment(cuda_backend *state, char *why, size_t why_size);
 void cuda_attention_start_cudnn(cuda_backend *state);
 int cuda_attention_try_cudnn_forward(void *out, void *lse, const void *qkv,
-                                     const int32_t *doc_start, int B, int T, int H, int KV,
-                                     int hd);
+                                     const attention_documents *documents, int B, int T, int H,
+                                     int KV, int hd);
 int cuda_attention_try_cudnn_backward(void *dqkv, const void *dout, const void *qkv,
-                                      const void *out, const void *lse, const int32_t *doc_start,
-                                      int B, int T, int H, int KV, int hd);
+                                      const void *out, const void *lse,
+                                      const attention_documents *documents, int B, int T, int H,
+                                      int KV, int hd);
 /* norms.cu */
 void cuda_rmsnorm_forward(void *out, void *rstd, const void *inp, const void *weight, int N, int C,
                           float eps);

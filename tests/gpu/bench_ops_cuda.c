@@ -257,19 +257,25 @@ static void bench_matmul_gelu(bench *b, const char *name, int N, int d, int F) {
 typedef struct attention_case {
     const ops *o;
     void *out, *lse, *qkv, *dout, *dqkv;
-    int32_t *doc_start;
+    int32_t *doc_start, *doc_firsts;
+    attention_documents documents;
     int B, T, H, KV, hd;
 } attention_case;
 
+static const attention_documents *case_documents(const attention_case *c) {
+    return c->doc_start ? &c->documents : NULL;
+}
+
 static void run_attention_forward(void *c_) {
     attention_case *c = c_;
-    c->o->attention_forward(c->out, c->lse, c->qkv, c->doc_start, c->B, c->T, c->H, c->KV, c->hd);
+    c->o->attention_forward(c->out, c->lse, c->qkv, case_documents(c), c->B, c->T, c->H, c->KV,
+                            c->hd);
 }
 
 static void run_attention_backward(void *c_) {
     attention_case *c = c_;
-    c->o->attention_backward(c->dqkv, c->dout, c->qkv, c->out, c->lse, c->doc_start, c->B, c->T,
-                             c->H, c->KV, c->hd);
+    c->o->attention_backward(c->dqkv, c->dout, c->qkv, c->out, c->lse, case_documents(c), c->B,
+                             c->T, c->H, c->KV, c->hd);
 }
 
 /* doc_length: documents of that many tokens (0: plain causal) */
@@ -282,21 +288,26 @@ static void bench_attention(bench *b, int B, int T, int H, int KV, int hd, int d
     c.dout = device_buffer(b, N * H * hd, 0);
     c.dqkv = device_buffer(b, N * (H + 2 * KV) * hd, 0);
     if (doc_length) {
-        int32_t *host = malloc(N * sizeof(int32_t));
+        int32_t *host = malloc(N * sizeof(int32_t)), *firsts = malloc((N + 1) * sizeof(int32_t));
         for (size_t i = 0; i < N; i++)
             host[i] = (int32_t)((i % T) / (size_t)doc_length * (size_t)doc_length);
+        int count = attention_documents_starts(host, B, T, firsts);
         c.doc_start = b->gpu->alloc(N * sizeof(int32_t));
+        c.doc_firsts = b->gpu->alloc(((size_t)count + 1) * sizeof(int32_t));
         b->gpu->copy_to_device(c.doc_start, host, N * sizeof(int32_t));
+        b->gpu->copy_to_device(c.doc_firsts, firsts, ((size_t)count + 1) * sizeof(int32_t));
+        c.documents = (attention_documents){c.doc_start, c.doc_firsts, count};
         free(host);
+        free(firsts);
     }
     char docs[16] = "";
     if (doc_length) snprintf(docs, sizeof docs, " doc%d", doc_length);
     /* causal: half of the T×T scores (of each document's) */
     double span = doc_length ? doc_length : T;
     double flops = 4.0 * B * H * (double)T * span * hd / 2;
-    /* cuDNN takes no documents: those run the flash kernels only */
+    /* documents on cuDNN: its ragged path, taken only when asked for */
     cuda_attention_path paths[] = {CUDA_ATTENTION_CUDNN, CUDA_ATTENTION_FLASH};
-    for (int p = doc_length ? 1 : 0; p < 2; p++) {
+    for (int p = 0; p < 2; p++) {
         cuda_attention_use(paths[p]);
         run_attention_forward(&c); /* a real lse for the backward */
         double seconds[2];
@@ -311,7 +322,7 @@ static void bench_attention(bench *b, int B, int T, int H, int KV, int hd, int d
         }
     }
     cuda_attention_use(CUDA_ATTENTION_AUTO);
-    void *all[] = {c.out, c.lse, c.qkv, c.dout, c.dqkv, c.doc_start};
+    void *all[] = {c.out, c.lse, c.qkv, c.dout, c.dqkv, c.doc_start, c.doc_firsts};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->gpu->free(all[i]);
 }
 
@@ -486,6 +497,7 @@ int main(void) {
     bench_matmul_gelu(&b, "gpt2-mlp", 16 * 1024, 768, 3072);
     bench_attention(&b, 4, 4096, 32, 8, 64, 0);
     bench_attention(&b, 4, 4096, 32, 8, 64, 1024);
+    bench_attention(&b, 4, 4096, 32, 8, 64, 256);
     bench_attention(&b, 1, 4096, 32, 8, 128, 0);
     bench_attention(&b, 16, 1024, 12, 12, 64, 0);
     bench_rmsnorm(&b, N, 2048);

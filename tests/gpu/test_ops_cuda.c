@@ -636,7 +636,8 @@ static int32_t *random_doc_starts(harness *h, int B, int T, int doc_length) {
 
 /* doc_length: mean document length of the doc_start windows, 0 for none. path: the CUDA
  * attention path asked for; a row checks that the expected implementation ran both passes
- * (cuDNN for calls without documents unless flash is asked for) */
+ * (cuDNN unless flash is asked for, or auto with documents: cuDNN's ragged path for documents
+ * runs only when asked for until it has been measured) */
 static void test_attention(harness *h, cuda_attention_path path, int B, int T, int H, int KV,
                            int hd, int doc_length) {
     char name[112], shape[80], docs_text[24] = "";
@@ -645,7 +646,9 @@ static void test_attention(harness *h, cuda_attention_path path, int B, int T, i
     snprintf(shape, sizeof shape, "B%d T%d H%d KV%d hd%d%s %s", B, T, H, KV, hd, docs_text,
              cuda_attention_path_name(path));
     cuda_attention_path expected =
-        path == CUDA_ATTENTION_FLASH || with_docs ? CUDA_ATTENTION_FLASH : CUDA_ATTENTION_CUDNN;
+        path == CUDA_ATTENTION_FLASH || (with_docs && path == CUDA_ATTENTION_AUTO)
+            ? CUDA_ATTENTION_FLASH
+            : CUDA_ATTENTION_CUDNN;
 #ifndef CAIRN_HAVE_CUDNN_ATTENTION
     if (expected == CUDA_ATTENTION_CUDNN) {
         printf("attention %s: skipped: built without cuDNN attention\n", shape);
@@ -654,9 +657,15 @@ static void test_attention(harness *h, cuda_attention_path path, int B, int T, i
 #endif
     cuda_attention_use(path);
     size_t N = (size_t)B * T, n_qkv = N * (H + 2 * KV) * hd, n_out = N * H * hd;
-    int32_t *starts = random_doc_starts(h, B, T, with_docs ? doc_length : 1);
-    index_buffer docs = index_new(h, starts, N);
-    const int32_t *docs_cpu = with_docs ? docs.cpu : NULL, *docs_gpu = with_docs ? docs.gpu : NULL;
+    int32_t *doc_start = random_doc_starts(h, B, T, with_docs ? doc_length : 1);
+    int32_t *first_tokens = host_alloc((N + 1) * sizeof(int32_t));
+    int count = attention_documents_starts(doc_start, B, T, first_tokens);
+    index_buffer doc_starts = index_new(h, doc_start, N);
+    index_buffer doc_firsts = index_new(h, first_tokens, (size_t)count + 1);
+    attention_documents cpu_documents = {doc_starts.cpu, doc_firsts.cpu, count};
+    attention_documents gpu_documents = {doc_starts.gpu, doc_firsts.gpu, count};
+    const attention_documents *docs_cpu = with_docs ? &cpu_documents : NULL;
+    const attention_documents *docs_gpu = with_docs ? &gpu_documents : NULL;
     tensor qkv = tensor_random_new(h, n_qkv, ACT, 1.0);
     tensor out = tensor_new(h, n_out, ACT), lse = tensor_new(h, (size_t)B * H * T, MASTER);
     tensor_poison(h, &out);
@@ -699,8 +708,10 @@ static void test_attention(harness *h, cuda_attention_path path, int B, int T, i
     report(h, name, 0.0, 0.0, memcmp(first, second, bytes) == 0, 0.0, 0.0);
     free(first);
     free(second);
-    free(starts);
-    index_free(h, &docs);
+    free(doc_start);
+    free(first_tokens);
+    index_free(h, &doc_starts);
+    index_free(h, &doc_firsts);
     tensor *all[] = {&qkv, &out, &lse, &dout, &dqkv};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
     cuda_attention_use(CUDA_ATTENTION_AUTO);
@@ -1090,7 +1101,11 @@ int main(void) {
     test_attention(&h, CUDA_ATTENTION_AUTO, 2, 200, 4, 2, 64, 40);
     test_attention(&h, CUDA_ATTENTION_AUTO, 1, 130, 4, 1, 128, 0);
     test_attention(&h, CUDA_ATTENTION_AUTO, 2, 96, 2, 2, 40, 40);
+    /* cuDNN's ragged path: a few documents, many (a bucket of 256), long ones */
     test_attention(&h, CUDA_ATTENTION_CUDNN, 1, 300, 2, 1, 128, 40);
+    test_attention(&h, CUDA_ATTENTION_CUDNN, 2, 200, 4, 2, 64, 40);
+    test_attention(&h, CUDA_ATTENTION_CUDNN, 2, 256, 4, 4, 128, 3);
+    test_attention(&h, CUDA_ATTENTION_CUDNN, 1, 700, 4, 2, 64, 250);
     test_attention(&h, CUDA_ATTENTION_AUTO, 1, 700, 4, 2, 64, 250);
     test_attention(&h, CUDA_ATTENTION_AUTO, 1, 520, 2, 2, 128, 200);
     test_attention_paths(&h, 2, 200, 8, 2, 64);

@@ -2,6 +2,8 @@
 # A full training run of tiny llama, gpt2 and MoE configs on the CUDA backend
 # against the same run on the CPU backend: same data, seed and config; the
 # per-step losses must agree within bf16 tolerance and training must progress.
+# llama-ragged is llama again with CAIRN_CUDA_ATTENTION=cudnn: its per-document
+# masks (model.document_masking, on by default) run on cuDNN's ragged path.
 # Usage: train_cpu_vs_cuda.sh CAIRN   (exit 77 when there is no usable GPU)
 set -u
 cairn=$(realpath "$1")
@@ -19,9 +21,11 @@ w=[''.join(random.choice('abcdefghijklmnop') for _ in range(random.randint(2,8))
 open('c.txt','w').write('\n\n'.join(' '.join(random.choice(w[:40+i%200]) for _ in range(80)) for i in range(600)))"
 "$cairn" prepare --tokenizer bytes --output data c.txt 2>/dev/null || exit 1
 failed=0
-for arch in llama gpt2 moe; do
+for arch in llama gpt2 moe llama-ragged; do
+  attention=auto
   case $arch in
     llama) model="arch: llama, qk_norm: true, activation: swiglu" ;;
+    llama-ragged) model="arch: llama, qk_norm: true, activation: swiglu"; attention=cudnn ;;
     gpt2) model="arch: gpt2" ;;
     moe) model="arch: llama, moe: {experts: 4, top_k: 2, ffn: 128, shared_experts: 1}" ;;
   esac
@@ -33,8 +37,12 @@ optim: {lr: 0.002, schedule: {kind: constant, warmup: 5}}
 data: {tokenizer: bytes, sources: [{path: data}], valid: ""}
 YAML
   "$cairn" train $arch.yaml --set device=cpu --set run.out_dir=cpu-$arch >/dev/null || { echo "$arch: cpu run failed"; failed=1; continue; }
-  if ! "$cairn" train $arch.yaml --set device=cuda --set train.precision=bf16 --set run.out_dir=cuda-$arch >cuda-$arch.log 2>&1; then
+  if ! CAIRN_CUDA_ATTENTION=$attention "$cairn" train $arch.yaml --set device=cuda --set train.precision=bf16 --set run.out_dir=cuda-$arch >cuda-$arch.log 2>&1; then
     cat cuda-$arch.log; echo "$arch: cuda run failed"; failed=1; continue
+  fi
+  # cuDNN says on stderr when a call it was asked for ran on the flash kernels instead
+  if [ $attention = cudnn ] && grep -E "cuDNN attention (unavailable|was asked for)" cuda-$arch.log; then
+    echo "$arch: FAIL: cuDNN did not run every attention call"; failed=1
   fi
   python3 - "$arch" <<'PY' || failed=1
 import json, sys

@@ -235,11 +235,12 @@ static void hand_attention(const ops *o) {
         1.0f, 2.0f, 0.0f, 1.0f, -3.0f, 4.0f,  /* t = 1 */
         -2.0f, 0.5f, 1.0f, 1.0f, 5.0f, -6.0f, /* t = 2 */
     };
-    int32_t alone[3] = {0, 1, 2}, two_docs[3] = {0, 0, 2};
+    int32_t alone_start[3] = {0, 1, 2}, two_start[3] = {0, 0, 2}, starts[4];
+    attention_documents alone = {alone_start, starts, 3}, two_docs = {two_start, starts, 2};
     void *x = upload(o, qkv, 18), *out = o->alloc(6 * o->act_bytes);
     void *lse = o->alloc(3 * o->master_bytes);
     float out_host[6], lse_host[3];
-    o->attention_forward(out, lse, x, alone, 1, 3, 1, 1, 2);
+    o->attention_forward(out, lse, x, &alone, 1, 3, 1, 1, 2);
     o->act_to_float(out_host, out, 6);
     o->master_to_float(lse_host, lse, 3);
     for (int t = 0; t < 3; t++) {
@@ -248,7 +249,7 @@ static void hand_attention(const ops *o) {
         double own = (qkv[6 * t] * qkv[6 * t + 2] + qkv[6 * t + 1] * qkv[6 * t + 3]) / sqrt(2.0);
         CHECK_NEAR(lse_host[t], own, 1e-6);
     }
-    o->attention_forward(out, lse, x, two_docs, 1, 3, 1, 1, 2);
+    o->attention_forward(out, lse, x, &two_docs, 1, 3, 1, 1, 2);
     o->act_to_float(out_host, out, 6);
     o->master_to_float(lse_host, lse, 3);
     double s0 = (1.0 * 1.0 + 2.0 * 0.0) / sqrt(2.0), s1 = (1.0 * 0.0 + 2.0 * 1.0) / sqrt(2.0);
@@ -699,7 +700,10 @@ static void run_attention(run *x) {
             if (t > start && random_below(&x->rng, 16) == 0) start = t;
             doc_start[b * T + t] = start;
         }
-    const int32_t *docs = documents ? doc_start : NULL;
+    int32_t starts[B * T + 1];
+    attention_documents described = {doc_start, starts,
+                                     attention_documents_starts(doc_start, B, T, starts)};
+    const attention_documents *docs = documents ? &described : NULL;
     void *qkv = input(x, B * T * ROW, -2, 2), *out = buffer(x, B * T * H * hd);
     void *lse = x->device[x->n_device++] = x->o->alloc((size_t)B * H * T * x->o->master_bytes);
     void *dout = input(x, B * T * H * hd, -1, 1), *dqkv = buffer(x, B * T * ROW);

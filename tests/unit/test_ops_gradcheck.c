@@ -351,13 +351,13 @@ static void check_rope(const ops *o, random_state *r, int max_position) {
 typedef struct attention_case {
     const ops *o;
     int B, T, H, KV, hd;
-    const int32_t *doc_start;
+    const attention_documents *documents;
     double *qkv, *out, *lse, *R;
 } attention_case;
 
 static long double attention_loss(void *c_) {
     attention_case *c = c_;
-    c->o->attention_forward(c->out, c->lse, c->qkv, c->doc_start, c->B, c->T, c->H, c->KV,
+    c->o->attention_forward(c->out, c->lse, c->qkv, c->documents, c->B, c->T, c->H, c->KV,
                             c->hd);
     return weighted_sum(c->out, c->R, (size_t)c->B * c->T * c->H * c->hd);
 }
@@ -377,18 +377,25 @@ static void check_attention(const ops *o, random_state *r, int B, int T, int H, 
                             int documents) {
     size_t n = (size_t)B * T * (H + 2 * KV) * hd, n_out = (size_t)B * T * H * hd;
     int32_t *doc_start = documents ? malloc(sizeof(int32_t) * B * T) : NULL;
-    if (documents) random_documents(r, doc_start, B, T);
-    attention_case c = {o, B, T, H, KV, hd, doc_start, random_buffer(o, r, n, -2, 2),
+    int32_t *starts = documents ? malloc(sizeof(int32_t) * (B * T + 1)) : NULL;
+    attention_documents described = {doc_start, starts, 0};
+    if (documents) {
+        random_documents(r, doc_start, B, T);
+        described.count = attention_documents_starts(doc_start, B, T, starts);
+    }
+    const attention_documents *docs = documents ? &described : NULL;
+    attention_case c = {o, B, T, H, KV, hd, docs, random_buffer(o, r, n, -2, 2),
                         o->alloc(n_out * 8), o->alloc((size_t)B * H * T * 8),
                         random_buffer(o, r, n_out, -1, 1)};
     attention_loss(&c);
     double *dqkv = random_buffer(o, r, n, 5, 6); /* overwritten */
-    o->attention_backward(dqkv, c.R, c.qkv, c.out, c.lse, doc_start, B, T, H, KV, hd);
+    o->attention_backward(dqkv, c.R, c.qkv, c.out, c.lse, docs, B, T, H, KV, hd);
     char what[96];
     snprintf(what, sizeof what, "attention dqkv B%d T%d H%d KV%d hd%d%s", B, T, H, KV, hd,
              documents ? " docs" : "");
     CHECK_GRADIENT(what, c.qkv, n, dqkv, attention_loss, &c);
     free(doc_start);
+    free(starts);
     o->free(dqkv);
     o->free(c.qkv);
     o->free(c.out);
