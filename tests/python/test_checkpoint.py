@@ -293,7 +293,10 @@ def wait_for_lines(out_dir, count, process, timeout=60):
 
 
 def signals():
-    cfg = config("sig", steps=120, every=0, eval_every=40)
+    # 600 steps (about 1.5 s) leave the signal, sent once step 20 is logged, ample time to land
+    # while training runs; at 120 the margin was about 0.2 s
+    steps = 600
+    cfg = config("sig", steps=steps, every=0, eval_every=40)
     run("train", cfg, "--set", "run.out_dir=sig-full")
     p = subprocess.Popen([cairn, "train", cfg, "--set", "run.out_dir=sig-part"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -302,10 +305,10 @@ def signals():
     out, err = p.communicate()
     stopped = steps_in("sig-part")
     check(started and p.returncode == 0 and "stopped by SIGTERM" in out, f"SIGTERM: checkpoint and exit 0 ({p.returncode}, {err!r})")
-    check(len(stopped) == 1 and 20 <= stopped[0] < 120, f"SIGTERM: one checkpoint at the step it stopped ({stopped})")
+    check(len(stopped) == 1 and 20 <= stopped[0] < steps, f"SIGTERM: one checkpoint at the step it stopped ({stopped})")
     run("train", cfg, "--set", "run.out_dir=sig-part")
     check(same_history(metrics("sig-full"), metrics("sig-part")), "after SIGTERM the resumed run repeats the losses")
-    check(same_tensors(checkpoint("sig-full", 120), checkpoint("sig-part", 120)), "after SIGTERM: same final state")
+    check(same_tensors(checkpoint("sig-full", steps), checkpoint("sig-part", steps)), "after SIGTERM: same final state")
 
     p = subprocess.Popen([cairn, "train", cfg, "--set", "run.out_dir=sig-usr1"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
