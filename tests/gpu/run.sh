@@ -13,7 +13,9 @@
 #   bench:  bench_ops_cuda and bench_torch_ops (op timings), gpu_vs_torch (end to end against
 #           shared/bench/torch_ref.py; BENCH_MODELS, PEERS and STEPS pass through)
 # Each step is stopped after STEP_TIMEOUT seconds (default 300), so one hang cannot spend a
-# whole lease; the table still follows.
+# whole lease; with BUDGET_S set, no step runs past that many seconds from the start (steps
+# that would start with under 20 s left are skipped), so the table prints before the lease's
+# command limit.
 # Ends with one table: step, result (pass / FAIL / skipped), seconds. Exit 1 if a step failed.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -57,20 +59,32 @@ missing() {
     seconds+=(0)
 }
 
+began=$(date +%s)
+
 # run_step NAME COMMAND...: exit 0 pass, 77 skipped, anything else FAIL
 run_step() {
     local name=$1
     shift
-    local start end status result
+    local start end status result limit=${STEP_TIMEOUT:-300}
+    if [ -n "${BUDGET_S:-}" ]; then
+        local left=$((BUDGET_S - ($(date +%s) - began)))
+        if [ "$left" -lt 20 ]; then
+            names+=("$name")
+            results+=("skipped (budget spent)")
+            seconds+=(0)
+            return
+        fi
+        [ "$left" -lt "$limit" ] && limit=$left
+    fi
     echo "==== $name"
     start=$(date +%s%N)
-    timeout --kill-after=10 "${STEP_TIMEOUT:-300}" "$@" 2>&1 | tee "$log_dir/$name.log"
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$log_dir/$name.log"
     status=${PIPESTATUS[0]}
     end=$(date +%s%N)
     case $status in
         0) result=pass ;;
         77) result=skipped ;;
-        124 | 137) result="FAIL (over ${STEP_TIMEOUT:-300} s)" ;;
+        124 | 137) result="FAIL (over $limit s)" ;;
         *) result="FAIL ($status)" ;;
     esac
     names+=("$name")
