@@ -476,6 +476,9 @@ static void bench_adamw(bench *b, size_t n) {
 }
 
 int main(void) {
+    /* a row per line even into a pipe: a CUDA error aborts, and rows still in the buffer would
+     * be lost with it */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     char why[512] = "";
     bench b;
     b.gpu = ops_cuda(0, why, sizeof why);

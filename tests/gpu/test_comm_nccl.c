@@ -595,6 +595,9 @@ static void test_reversed_order(int world_rank, int world_size) {
 }
 
 int main(int argc, char **argv) {
+    /* a row per line even into a pipe: a CUDA error aborts, and rows still in the buffer would
+     * be lost with it */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     int devices = 0;
     cudaError_t e = cudaGetDeviceCount(&devices);
     if (e != cudaSuccess || devices == 0) {
