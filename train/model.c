@@ -294,9 +294,12 @@ static void carve(model *m, arena *space) {
         a->attn_norm_out = ACT((size_t)N * d);
         a->attn_norm_mean = MASTER(N);
         a->attn_norm_rstd = MASTER(N);
-        a->qkv_pre = ACT((size_t)N * m->qkv_dim);
+        /* without QK-norm the projection writes qkv itself */
+        if (c->qk_norm) {
+            a->qkv_pre = ACT((size_t)N * m->qkv_dim);
+            a->qk_rstd = MASTER((size_t)N * (H + KV));
+        }
         a->qkv = ACT((size_t)N * m->qkv_dim);
-        a->qk_rstd = MASTER((size_t)N * (H + KV));
         a->attn_out = ACT((size_t)N * H * hd);
         a->attn_lse = MASTER((size_t)m->micro_batch * H * m->seq_len);
         a->resid_mid = ACT((size_t)N * d);
@@ -333,10 +336,12 @@ static void carve(model *m, arena *space) {
     m->scratch_d = ACT((size_t)N * d);
     m->dresid = ACT((size_t)N * d);
     m->dnorm = ACT((size_t)N * d);
-    m->dqkv = ACT((size_t)N * m->qkv_dim * 2);
+    m->dqkv = ACT((size_t)N * m->qkv_dim * (c->qk_norm ? 2 : 1)); /* QK-norm: and d(qkv_pre) */
     m->dattn = ACT((size_t)N * H * hd);
     m->dmlp_pre = ACT((size_t)N * hidden_rows);
-    m->dmlp_act = ACT((size_t)N * hidden);
+    /* GELU's backward runs in the down projection's (matmul_gelu_backward): no separate
+     * gradient of the activation */
+    if (c->activation != ACTIVATION_GELU) m->dmlp_act = ACT((size_t)N * hidden);
     if (m->is_moe) {
         m->dexpert_in = ACT(routed_rows * d);
         m->dexpert_pre = ACT(expert_rows * m->expert_up_rows);
@@ -959,13 +964,11 @@ static void layer_forward(model *m, int slot, int i, void *out) {
 
     norm_forward(m, a->attn_norm_out, a->attn_norm_mean, a->attn_norm_rstd, a->resid_in,
                  L->attn_norm_w, L->attn_norm_b);
-    o->matmul_forward(a->qkv_pre, a->attn_norm_out, weight(m, L->wqkv), weight(m, L->bqkv), N, d,
-                      m->qkv_dim);
+    o->matmul_forward(c->qk_norm ? a->qkv_pre : a->qkv, a->attn_norm_out, weight(m, L->wqkv),
+                      weight(m, L->bqkv), N, d, m->qkv_dim);
     if (c->qk_norm)
         o->qk_norm_forward(a->qkv, a->qk_rstd, a->qkv_pre, weight(m, L->q_norm),
                            weight(m, L->k_norm), N, H, KV, hd, (float)c->norm_eps);
-    else
-        o->copy_device(a->qkv, a->qkv_pre, (size_t)N * m->qkv_dim * o->act_bytes);
     if (c->arch == ARCH_LLAMA) o->rope_forward(a->qkv, positions, N, H, KV, hd, (float)c->rope_theta);
     o->attention_forward(a->attn_out, a->attn_lse, a->qkv, slot_documents(m, slot, &documents),
                          m->micro_batch, m->seq_len, H, KV, hd);
@@ -1012,7 +1015,7 @@ static void layer_backward(model *m, int slot, int i) {
                   L->mlp_norm_w, L->mlp_norm_b);
 
     /* attention half */
-    void *dqkv = m->dqkv, *dqkv_pre = (char *)m->dqkv + (size_t)N * m->qkv_dim * o->act_bytes;
+    void *dqkv = m->dqkv;
     o->matmul_backward(m->dattn, grad(m, L->wo), grad(m, L->bo), m->dresid, a->attn_out,
                        weight(m, L->wo), N, H * hd, d);
     o->attention_backward(dqkv, m->dattn, a->qkv, a->attn_out, a->attn_lse,
@@ -1020,6 +1023,7 @@ static void layer_backward(model *m, int slot, int i) {
                           KV, hd);
     if (c->arch == ARCH_LLAMA) o->rope_backward(dqkv, positions, N, H, KV, hd, (float)c->rope_theta);
     if (c->qk_norm) {
+        void *dqkv_pre = (char *)m->dqkv + (size_t)N * m->qkv_dim * o->act_bytes;
         o->qk_norm_backward(dqkv_pre, grad(m, L->q_norm), grad(m, L->k_norm), dqkv, a->qkv_pre,
                             weight(m, L->q_norm), weight(m, L->k_norm), a->qk_rstd, N, H, KV, hd);
         dqkv = dqkv_pre;

@@ -118,9 +118,9 @@ typedef struct layer_activations {
     void *resid_in;       /* [N][d] input of the layer (the residual stream) */
     void *attn_norm_out;  /* [N][d] */
     void *attn_norm_mean, *attn_norm_rstd;  /* master [N] */
-    void *qkv_pre;        /* [N][QKV] projection output */
+    void *qkv_pre;        /* [N][QKV] projection output (QK-norm only; else it is qkv) */
     void *qkv;            /* [N][QKV] after qk-norm and RoPE */
-    void *qk_rstd;        /* master [N][H+KV] */
+    void *qk_rstd;        /* master [N][H+KV] (QK-norm only) */
     void *attn_out;       /* [N][H*hd] */
     void *attn_lse;       /* master [B][H][T] */
     void *resid_mid;      /* [N][d] after the attention residual */
@@ -194,7 +194,7 @@ typedef struct model {
     void *scratch_d;     /* [N][d] projection outputs / gradient scratch */
     void *dresid;        /* [N][d] gradient of the residual stream */
     void *dnorm;         /* [N][d] */
-    void *dqkv, *dattn, *dmlp_pre, *dmlp_act;
+    void *dqkv, *dattn, *dmlp_pre, *dmlp_act;  /* dmlp_act NULL with GELU (fused backward) */
     void *dexpert_in, *dexpert_pre, *dexpert_act, *dexpert_out;
     void *ep_rows, *ep_dout, *ep_din;  /* [ep·N·k][d] expert-parallel staging and gradients */
     int *host_ep_counts;               /* [2][ep][local experts] */
