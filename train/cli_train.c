@@ -47,23 +47,20 @@ static void print_note(void *context, const char *message) {
     fflush(stdout);
 }
 
-/* An error line; with several ranks it says which one. The line goes out in one write:
- * stderr is unbuffered, and a rank killed by another rank's abort between a prefix and its
- * message would leave mpirun a prefix glued to the abort banner. */
+/* An error line; with several ranks it says which one. The line goes out in one fprintf (one
+ * write on the unbuffered stderr): a rank killed by another rank's abort between a prefix and
+ * its message would leave mpirun a prefix glued to the abort banner. */
 static void print_error(const parallel_process *p, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 static void print_error(const parallel_process *p, const char *format, ...) {
-    char line[2048];
-    int used = p->size > 1 ? snprintf(line, sizeof line, "cairn train (rank %d of %d): ", p->rank,
-                                      p->size)
-                           : snprintf(line, sizeof line, "cairn train: ");
+    char message[2048];
     va_list args;
     va_start(args, format);
-    vsnprintf(line + used, sizeof line - (size_t)used - 1, format, args);
+    vsnprintf(message, sizeof message, format, args);
     va_end(args);
-    strcat(line, "\n");
-    fputs(line, stderr);
-    fflush(stderr);
+    if (p->size > 1)
+        fprintf(stderr, "cairn train (rank %d of %d): %s\n", p->rank, p->size, message);
+    else fprintf(stderr, "cairn train: %s\n", message);
 }
 
 /* Saves after t->step; prints where. Returns 0 or the exit status. */

@@ -216,8 +216,6 @@ static std::string unsupported(const graph_shape &s) {
 
 static std::string build_forward(cudnnHandle_t handle, const graph_shape &s, graph_ptr *out,
                                  int64_t *workspace) {
-    std::string why = unsupported(s);
-    if (!why.empty()) return why;
     graph_ptr graph = new_graph();
     int64_t row = qkv_row(s);
     document_tensors d = document_inputs(*graph, s);
@@ -235,15 +233,13 @@ static std::string build_forward(cudnnHandle_t handle, const graph_shape &s, gra
     o->set_output(true);
     stats_view(*stats, s, d.stats_offsets);
     stats->set_output(true);
-    why = build_plan(*graph, handle, workspace);
+    std::string why = build_plan(*graph, handle, workspace);
     if (why.empty()) *out = graph;
     return why;
 }
 
 static std::string build_backward_graph(cudnnHandle_t handle, const graph_shape &s,
                                         bool deterministic, graph_ptr *out, int64_t *workspace) {
-    std::string why = unsupported(s);
-    if (!why.empty()) return why;
     graph_ptr graph = new_graph();
     int64_t row = qkv_row(s), out_row = (int64_t)s.H * s.hd;
     document_tensors d = document_inputs(*graph, s);
@@ -272,7 +268,7 @@ static std::string build_backward_graph(cudnnHandle_t handle, const graph_shape 
     dq->set_output(true);
     dk->set_output(true);
     dv->set_output(true);
-    why = build_plan(*graph, handle, workspace);
+    std::string why = build_plan(*graph, handle, workspace);
     if (why.empty()) *out = graph;
     return why;
 }
@@ -352,7 +348,8 @@ static fe::graph::Graph *cached_graph(cudnn_attention *state,
     if (refused.empty()) {
         try {
             int64_t workspace = 0;
-            refused = build(state->handle, s, &graph, &workspace);
+            refused = unsupported(s);
+            if (refused.empty()) refused = build(state->handle, s, &graph, &workspace);
             if (refused.empty()) refused = reserve_workspace(state, workspace);
         } catch (const std::exception &e) {
             refused = std::string("exception: ") + e.what();

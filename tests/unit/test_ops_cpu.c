@@ -235,8 +235,11 @@ static void hand_attention(const ops *o) {
         1.0f, 2.0f, 0.0f, 1.0f, -3.0f, 4.0f,  /* t = 1 */
         -2.0f, 0.5f, 1.0f, 1.0f, 5.0f, -6.0f, /* t = 2 */
     };
-    int32_t alone_start[3] = {0, 1, 2}, two_start[3] = {0, 0, 2}, starts[4];
-    attention_documents alone = {alone_start, starts, 3}, two_docs = {two_start, starts, 2};
+    int32_t alone_start[3] = {0, 1, 2}, two_start[3] = {0, 0, 2}, alone_firsts[4], two_firsts[4];
+    attention_documents alone = {alone_start, alone_firsts,
+                                 attention_documents_starts(alone_start, 1, 3, alone_firsts)};
+    attention_documents two_docs = {two_start, two_firsts,
+                                    attention_documents_starts(two_start, 1, 3, two_firsts)};
     void *x = upload(o, qkv, 18), *out = o->alloc(6 * o->act_bytes);
     void *lse = o->alloc(3 * o->master_bytes);
     float out_host[6], lse_host[3];
