@@ -29,6 +29,11 @@ if [ "${1:-}" = --stage ]; then
     echo "staged $(du -sh "$dest" | cut -f1) in $dest"
     exit 0
 fi
+for setting in STEP_TIMEOUT BUDGET_S; do
+    case ${!setting:-0} in
+        *[!0-9]*) echo "tests/gpu/run.sh: $setting=${!setting}: expected whole seconds" >&2; exit 2 ;;
+    esac
+done
 build=${1:-build-gpu}
 what=${2:-all}
 log_dir=${OUT:-$build/gpu-logs}
