@@ -166,6 +166,24 @@ int comm_recv_start(comm *c, void *buffer, size_t count, comm_dtype type, int pe
                    message_bytes(c, peer, count, type), 0);
 }
 
+int comm_send_recv_start(comm *c, const void *send, size_t send_count, int send_peer, void *recv,
+                         size_t recv_count, int recv_peer, comm_dtype type,
+                         comm_request *send_request, comm_request *recv_request, status *st) {
+    prepare(c, send_request, COMM_SEND);
+    prepare(c, recv_request, COMM_RECV);
+    if (!c->ops->send_recv)
+        return comm_send_start(c, send, send_count, type, send_peer, send_request, st) != 0
+                   ? -1
+                   : comm_recv_start(c, recv, recv_count, type, recv_peer, recv_request, st);
+    if (check_peer(c, "send", send_peer, st) != 0 || check_peer(c, "recv", recv_peer, st) != 0)
+        return -1;
+    if (c->ops->send_recv(c, send, send_count, send_peer, recv, recv_count, recv_peer, type,
+                          send_request, recv_request, st) != 0)
+        return -1;
+    account(0, send_request, message_bytes(c, send_peer, send_count, type), 0);
+    return account(0, recv_request, message_bytes(c, recv_peer, recv_count, type), 0);
+}
+
 int comm_all_to_all_start(comm *c, const void *send, void *recv, size_t count, comm_dtype type,
                           comm_request *request, status *st) {
     prepare(c, request, COMM_ALL_TO_ALL);
@@ -289,6 +307,15 @@ int comm_send(comm *c, const void *buffer, size_t count, comm_dtype type, int pe
 int comm_recv(comm *c, void *buffer, size_t count, comm_dtype type, int peer, status *st) {
     comm_request r;
     return finish(comm_recv_start(c, buffer, count, type, peer, &r, st), &r, st);
+}
+
+int comm_send_recv(comm *c, const void *send, size_t send_count, int send_peer, void *recv,
+                   size_t recv_count, int recv_peer, comm_dtype type, status *st) {
+    comm_request requests[2];
+    if (comm_send_recv_start(c, send, send_count, send_peer, recv, recv_count, recv_peer, type,
+                             &requests[0], &requests[1], st) != 0)
+        return -1;
+    return comm_wait_all(requests, 2, st);
 }
 
 int comm_all_to_all(comm *c, const void *send, void *recv, size_t count, comm_dtype type,

@@ -7,6 +7,11 @@
  * - Every operation has a non-blocking form (`..._start`, completed by `comm_wait`) and a
  *   blocking form (start + wait). Operations on one communicator must be started in the same
  *   order on every member; buffers stay untouched until the request completes.
+ * - Messages: a backend may run a communicator's operations one after the other in the order
+ *   started (NCCL: one stream), so a send may not complete before its receiver has reached the
+ *   matching receive. Two ranks that each send to the other before receiving would then wait for
+ *   ever: such an exchange is one `comm_send_recv_start` on each side, which the backend runs as
+ *   one unit (MPI's sends and receives progress independently, so there it is the two starts).
  * - In place: all-reduce with send == recv; reduce-scatter with recv == send + this rank's block
  *   offset (the rest of send is undefined afterwards); all-gather with send == recv + this rank's
  *   block offset; broadcast always works in place. Counts and offsets are in elements.
@@ -92,6 +97,11 @@ struct comm_ops {
                 comm_request *request, status *st);
     int (*recv)(comm *c, void *buffer, size_t count, comm_dtype type, int peer,
                 comm_request *request, status *st);
+    /* A send and a receive that progress together; NULL when separately started ones already
+     * do (comm.c then starts the send, then the receive). */
+    int (*send_recv)(comm *c, const void *send, size_t send_count, int send_peer, void *recv,
+                     size_t recv_count, int recv_peer, comm_dtype type, comm_request *send_request,
+                     comm_request *recv_request, status *st);
     int (*all_to_all)(comm *c, const void *send, const size_t *send_counts,
                       const size_t *send_offsets, void *recv, const size_t *recv_counts,
                       const size_t *recv_offsets, size_t count, comm_dtype type,
@@ -147,6 +157,14 @@ int comm_send_start(comm *c, const void *buffer, size_t count, comm_dtype type, 
 int comm_recv(comm *c, void *buffer, size_t count, comm_dtype type, int peer, status *st);
 int comm_recv_start(comm *c, void *buffer, size_t count, comm_dtype type, int peer,
                     comm_request *request, status *st);
+/* A message to `send_peer` and one from `recv_peer` (the same rank or not) as one unit, for
+ * exchanges where the peer may be sending at the same time (see the contract): send_request
+ * completes the send, recv_request the receive. */
+int comm_send_recv(comm *c, const void *send, size_t send_count, int send_peer, void *recv,
+                   size_t recv_count, int recv_peer, comm_dtype type, status *st);
+int comm_send_recv_start(comm *c, const void *send, size_t send_count, int send_peer, void *recv,
+                         size_t recv_count, int recv_peer, comm_dtype type,
+                         comm_request *send_request, comm_request *recv_request, status *st);
 /* count elements to and from every rank (send and recv: size × count) */
 int comm_all_to_all(comm *c, const void *send, void *recv, size_t count, comm_dtype type,
                     status *st);

@@ -28,41 +28,52 @@ void step_schedule_release(step_schedule *s) {
 
 static size_t activation_count(const model *m) { return (size_t)m->N * m->cfg.d_model; }
 
-static int forward_pass(step_schedule *s, int slot, const int32_t *tokens, const float *weights,
-                        double moe_scale, status *st) {
-    model *m = s->model;
-    int stage = m->shard.stage;
-    if (s->pp && stage > 0 &&
-        comm_recv(s->pp, model_stage_input(m, slot), activation_count(m), s->act, stage - 1, st))
-        return -1;
-    model_stage_forward(m, slot, tokens, weights, moe_scale);
-    if (s->pp && !m->last_stage) {
-        /* the slot's output buffer is free again once its send completed */
-        if (comm_wait(&s->output_sends[slot], st) != 0) return -1;
-        m->ops->synchronize();
-        if (comm_send_start(s->pp, model_stage_output(m, slot), activation_count(m), s->act,
-                            stage + 1, &s->output_sends[slot], st) != 0)
-            return -1;
-    }
-    return 0;
+/* Where an action's incoming message lands: a forward pass's input slot, or the stage gradient
+ * buffer a backward pass starts from. */
+static void *input_buffer(model *m, const pipeline_action *a, int slots) {
+    return a->pass == PIPELINE_FORWARD ? model_stage_input(m, a->micro % slots)
+                                       : model_stage_grad(m);
 }
 
-static int backward_pass(step_schedule *s, int slot, status *st) {
+/* The request of the send that reads an action's output buffer. Sends complete in the
+ * background; a buffer is written again only once its previous send has completed. */
+static comm_request *output_send(step_schedule *s, const pipeline_action *a) {
+    return a->pass == PIPELINE_FORWARD ? &s->output_sends[a->micro % s->slots] : &s->grad_send;
+}
+
+static void *output_buffer(model *m, const pipeline_action *a, int slots) {
+    return a->pass == PIPELINE_FORWARD ? model_stage_output(m, a->micro % slots)
+                                       : model_stage_grad(m);
+}
+
+/* Before anything of `a` lands in its buffers: the output slot of a forward pass, and the stage
+ * gradient buffer, which every backward pass receives into and sends from. */
+static int buffers_free(step_schedule *s, const pipeline_action *a, status *st) {
+    return comm_wait(output_send(s, a), st);
+}
+
+/* The input of `a` from its neighbour, unless the previous exchange brought it. */
+static int receive_input(step_schedule *s, const pipeline_action *a, status *st) {
+    if (a->receive_from < 0) return 0;
+    return comm_recv(s->pp, input_buffer(s->model, a, s->slots), activation_count(s->model), s->act,
+                     a->receive_from, st);
+}
+
+/* The output of `a` to its neighbour; with an exchange, together with the input of `next`. */
+static int send_output(step_schedule *s, const pipeline_action *a, const pipeline_action *next,
+                       status *st) {
     model *m = s->model;
-    int stage = m->shard.stage;
-    /* the stage gradient buffer is reused by every backward pass */
-    if (comm_wait(&s->grad_send, st) != 0) return -1;
-    if (s->pp && !m->last_stage &&
-        comm_recv(s->pp, model_stage_grad(m), activation_count(m), s->act, stage + 1, st))
+    comm_request *send = output_send(s, a);
+    void *output = output_buffer(m, a, s->slots);
+    size_t count = activation_count(m);
+    m->ops->synchronize();
+    if (!a->exchange) return comm_send_start(s->pp, output, count, s->act, a->send_to, send, st);
+    comm_request receive;
+    if (buffers_free(s, next, st) != 0 ||
+        comm_send_recv_start(s->pp, output, count, a->send_to, input_buffer(m, next, s->slots),
+                             count, a->send_to, s->act, send, &receive, st) != 0)
         return -1;
-    model_stage_backward(m, slot);
-    if (s->pp && !m->first_stage) {
-        m->ops->synchronize();
-        if (comm_send_start(s->pp, model_stage_grad(m), activation_count(m), s->act, stage - 1,
-                            &s->grad_send, st) != 0)
-            return -1;
-    }
-    return 0;
+    return comm_wait(&receive, st);
 }
 
 int step_schedule_run(step_schedule *s, const int32_t *tokens, const float *weights,
@@ -70,25 +81,26 @@ int step_schedule_run(step_schedule *s, const int32_t *tokens, const float *weig
     model *m = s->model;
     int T = m->seq_len, mb = m->micro_batch;
     memset(losses, 0, sizeof *losses);
-    for (int a = 0; a < 2 * s->micro_steps; a++) {
-        int micro = s->actions[a].micro, slot = micro % s->slots;
-        size_t row = (size_t)micro * mb;
-        if (s->actions[a].pass == PIPELINE_FORWARD) {
-            if (forward_pass(s, slot, tokens + row * (T + 1), weights + row * T, moe_scale, st))
-                return -1;
+    for (int i = 0; i < 2 * s->micro_steps; i++) {
+        const pipeline_action *a = &s->actions[i];
+        int slot = a->micro % s->slots;
+        size_t row = (size_t)a->micro * mb;
+        if (s->pp && (buffers_free(s, a, st) != 0 || receive_input(s, a, st) != 0)) return -1;
+        if (a->pass == PIPELINE_FORWARD) {
+            model_stage_forward(m, slot, tokens + row * (T + 1), weights + row * T, moe_scale);
             /* the token losses exist on the last stage */
             if (m->last_stage) {
                 const uint8_t *counted = mask + row * T;
-                for (int i = 0; i < mb * T; i++)
-                    if (counted[i]) losses->loss_sum += m->host_losses[i];
+                for (int t = 0; t < mb * T; t++)
+                    if (counted[t]) losses->loss_sum += m->host_losses[t];
             }
         } else {
             /* the step's last backward pass on this stage: gradients become final layer by layer */
-            m->final_backward = micro == s->micro_steps - 1;
-            int rc = backward_pass(s, slot, st);
+            m->final_backward = a->micro == s->micro_steps - 1;
+            model_stage_backward(m, slot);
             m->final_backward = 0;
-            if (rc != 0) return -1;
         }
+        if (s->pp && a->send_to >= 0 && send_output(s, a, a + 1, st) != 0) return -1;
     }
     /* the router losses of this stage's layers, summed on the device over the step */
     double aux, z;

@@ -7,9 +7,12 @@
  * and mask [rows][seq_len]), accumulates the stage's weight gradients (+=; the caller zeroes
  * them, and the router-loss sums, with model_zero_grads) and returns Σ loss over masked targets
  * (on the last stage, 0 elsewhere) and the MoE auxiliary losses of the stage's layers (read from
- * the device once, at the end). Sends are non-blocking and completed before their buffer is
- * reused, so neighbouring stages never wait on each other's sends (which would deadlock 1F1B
- * once messages are too large for MPI's eager protocol). With one stage it is exactly
+ * the device once, at the end). Messages follow the schedule's plan (parallel/pipeline.h): a
+ * send and the next pass's receive from the same neighbour go as one exchange, whose receive is
+ * waited for at once; other sends complete in the background and are waited for before their
+ * buffer is written again. So two neighbours never wait on each other's sends, on a backend
+ * that runs messages in order (NCCL) or once messages outgrow MPI's eager protocol. With one
+ * stage it is exactly
  * forward, backward, forward, ... on slot 0: the single-rank trainer. `step_schedule_forward`
  * runs the forward pass only (evaluation) for one micro-batch. */
 #ifndef CAIRN_STEP_SCHEDULE_H

@@ -44,18 +44,16 @@ typedef struct self_message {
     cudaEvent_t done;   /* recorded after the copy, once both sides started */
 } self_message;
 
-/* A communicator serialises its operations, so a send and a receive between two ranks that were
- * started separately cannot overlap on one: two pipeline stages that each send first (activations
- * up, gradients down, as 1F1B does) would wait for each other for ever. Messages to lower ranks
- * therefore travel on a second NCCL communicator (split from the first) with a stream of its own;
- * collectives and messages to higher ranks use the first. */
+/* One NCCL communicator and one stream: every operation runs in the order started, so two ranks
+ * that message each other at the same time exchange through one grouped send and receive
+ * (nccl_send_recv; comm.h's contract). A second communicator for one direction would rely on two
+ * communicators' kernels running at once, which NCCL does not promise (NVIDIA/nccl#1174, #783)
+ * and CUDA_DEVICE_MAX_CONNECTIONS=1 prevents. */
 typedef struct nccl_backend {
-    ncclComm_t nccl;                 /* collectives and messages upward; NULL once aborted */
-    ncclComm_t downward;             /* messages to lower ranks (NULL with one rank) */
+    ncclComm_t nccl;                 /* NULL once aborted */
     comm *host;                      /* aborts the job; outlives this communicator */
-    cudaStream_t stream;             /* the first communicator's */
-    cudaStream_t downward_stream;    /* the second's */
-    cudaEvent_t default_stream_mark; /* orders a stream after the legacy default stream */
+    cudaStream_t stream;             /* every operation's */
+    cudaEvent_t default_stream_mark; /* orders the stream after the legacy default stream */
     pooled_event *events;
     int event_count;
     self_message *self_messages; /* oldest first */
@@ -109,9 +107,8 @@ static void abort_communicator(nccl_backend *b, int exit_code) {
     pthread_t guard;
     int guarded =
         pthread_create(&guard, NULL, end_process_after_grace, (void *)(intptr_t)exit_code) == 0;
-    if (b->downward) ncclCommAbort(b->downward);
     ncclCommAbort(b->nccl);
-    b->nccl = b->downward = NULL;
+    b->nccl = NULL;
     if (guarded) {
         pthread_cancel(guard);
         pthread_join(guard, NULL);
@@ -145,40 +142,24 @@ static ncclResult_t nccl_state(ncclComm_t nccl) {
     return rc != ncclSuccess ? rc : state;
 }
 
-static ncclResult_t combine(ncclResult_t a, ncclResult_t b);
-
-/* The state of both NCCL communicators together. */
-static ncclResult_t communicator_state(const nccl_backend *b) {
-    ncclResult_t state = nccl_state(b->nccl);
-    return b->downward ? combine(state, nccl_state(b->downward)) : state;
+/* 1 when the stream has drained, 0 while it has work, -1 (and st) on a CUDA error. */
+static int stream_idle(comm *c, status *st) {
+    cudaError_t e = cudaStreamQuery(backend_of(c)->stream);
+    if (e == cudaErrorNotReady) return 0;
+    return e == cudaSuccess ? 1 : cuda_failed(c, "cudaStreamQuery", e, st);
 }
 
-static int streams_idle(comm *c, status *st) {
-    const nccl_backend *b = backend_of(c);
-    cudaStream_t streams[2] = {b->stream, b->downward_stream};
-    int idle = 1;
-    for (int i = 0; i < 2; i++) {
-        if (!streams[i]) continue;
-        cudaError_t e = cudaStreamQuery(streams[i]);
-        if (e == cudaErrorNotReady)
-            idle = 0;
-        else if (e != cudaSuccess)
-            return cuda_failed(c, "cudaStreamQuery", e, st);
-    }
-    return idle;
-}
-
-/* Waits until NCCL's background work (`what`) has settled and, with `with_stream`, the streams
- * have drained. Past the timeout the communicator is aborted. */
+/* Waits until NCCL's background work (`what`) has settled and, with `with_stream`, the stream
+ * has drained. Past the timeout the communicator is aborted. */
 static int settle(comm *c, const char *what, int with_stream, status *st) {
     nccl_backend *b = backend_of(c);
     double start = comm_clock_seconds();
     for (unsigned polls = 0;; polls++) {
-        ncclResult_t state = communicator_state(b);
+        ncclResult_t state = nccl_state(b->nccl);
         if (is_failure(state)) return nccl_failed(c, 1, what, state, st);
         if (state == ncclSuccess) {
             if (!with_stream) return 0;
-            int idle = streams_idle(c, st);
+            int idle = stream_idle(c, st);
             if (idle != 0) return idle > 0 ? 0 : -1;
         }
         if (comm_clock_seconds() - start > c->timeout_s) {
@@ -226,33 +207,31 @@ static int record_completion(comm *c, cudaStream_t stream, cudaEvent_t *event, s
 
 /* ---- enqueueing ---- */
 
-/* Orders `stream` after the work queued so far on the legacy default stream (cairn's kernels
+/* Orders the stream after the work queued so far on the legacy default stream (cairn's kernels
  * run there; the stream is non-blocking, so nothing else orders the two). */
-static int begin_on(comm *c, cudaStream_t stream, status *st) {
+static int begin(comm *c, status *st) {
     if (check_alive(c, st) != 0) return -1;
     nccl_backend *b = backend_of(c);
     cudaError_t e = cudaEventRecord(b->default_stream_mark, cudaStreamLegacy);
     if (e != cudaSuccess) return cuda_failed(c, "cudaEventRecord", e, st);
-    e = cudaStreamWaitEvent(stream, b->default_stream_mark, 0);
+    e = cudaStreamWaitEvent(b->stream, b->default_stream_mark, 0);
     return e == cudaSuccess ? 0 : cuda_failed(c, "cudaStreamWaitEvent", e, st);
 }
 
-static int begin(comm *c, status *st) { return begin_on(c, backend_of(c)->stream, st); }
-
-/* Completes a start on `stream` once NCCL returned `rc` for `call`. */
-static int enqueued_on(comm *c, cudaStream_t stream, const char *call, ncclResult_t rc,
-                       comm_request *request, status *st) {
-    if (is_failure(rc)) return nccl_failed(c, 1, call, rc, st);
-    if (rc == ncclInProgress && settle(c, call, 0, st) != 0) return -1;
+/* The request completes with the work queued on the stream so far. */
+static int hold_completion(comm *c, comm_request *request, status *st) {
     cudaEvent_t event;
-    if (record_completion(c, stream, &event, st) != 0) return -1;
+    if (record_completion(c, backend_of(c)->stream, &event, st) != 0) return -1;
     request->handle = (void *)event;
     request->active = 1;
     return 0;
 }
 
+/* Completes a start once NCCL returned `rc` for `call`. */
 static int enqueued(comm *c, const char *call, ncclResult_t rc, comm_request *request, status *st) {
-    return enqueued_on(c, backend_of(c)->stream, call, rc, request, st);
+    if (is_failure(rc)) return nccl_failed(c, 1, call, rc, st);
+    if (rc == ncclInProgress && settle(c, call, 0, st) != 0) return -1;
+    return hold_completion(c, request, st);
 }
 
 /* Two results as one: the first failure, else ncclInProgress if either is, else ncclSuccess.
@@ -399,16 +378,12 @@ static int point_to_point(comm *c, int sending, const void *source, void *destin
     if (peer == c->rank)
         return self_message_start(c, sending, source, destination, count * comm_dtype_bytes(type),
                                   request, st);
+    if (begin(c, st) != 0) return -1;
     nccl_backend *b = backend_of(c);
-    /* a message from a lower to a higher rank travels upward, whichever side starts it */
-    int upward = sending ? peer > c->rank : peer < c->rank;
-    ncclComm_t nccl = upward || !b->downward ? b->nccl : b->downward;
-    cudaStream_t stream = upward || !b->downward ? b->stream : b->downward_stream;
-    if (begin_on(c, stream, st) != 0) return -1;
     ncclDataType_t t = nccl_type(type);
-    ncclResult_t rc = sending ? ncclSend(source, count, t, peer, nccl, stream)
-                              : ncclRecv(destination, count, t, peer, nccl, stream);
-    return enqueued_on(c, stream, sending ? "ncclSend" : "ncclRecv", rc, request, st);
+    ncclResult_t rc = sending ? ncclSend(source, count, t, peer, b->nccl, b->stream)
+                              : ncclRecv(destination, count, t, peer, b->nccl, b->stream);
+    return enqueued(c, sending ? "ncclSend" : "ncclRecv", rc, request, st);
 }
 
 static int nccl_send(comm *c, const void *buffer, size_t count, comm_dtype type, int peer,
@@ -419,6 +394,27 @@ static int nccl_send(comm *c, const void *buffer, size_t count, comm_dtype type,
 static int nccl_recv(comm *c, void *buffer, size_t count, comm_dtype type, int peer,
                      comm_request *request, status *st) {
     return point_to_point(c, 0, NULL, buffer, count, type, peer, request, st);
+}
+
+/* One group, so the send and the receive progress together (comm.h's contract); both requests
+ * complete with it. A side with oneself is a device copy and needs no group. */
+static int nccl_send_recv(comm *c, const void *send, size_t send_count, int send_peer, void *recv,
+                          size_t recv_count, int recv_peer, comm_dtype type,
+                          comm_request *send_request, comm_request *recv_request, status *st) {
+    if (send_peer == c->rank || recv_peer == c->rank)
+        return nccl_send(c, send, send_count, type, send_peer, send_request, st) != 0
+                   ? -1
+                   : nccl_recv(c, recv, recv_count, type, recv_peer, recv_request, st);
+    if (begin(c, st) != 0) return -1;
+    nccl_backend *b = backend_of(c);
+    ncclDataType_t t = nccl_type(type);
+    ncclResult_t rc = ncclGroupStart();
+    if (!is_failure(rc))
+        rc = combine(rc, ncclSend(send, send_count, t, send_peer, b->nccl, b->stream));
+    if (!is_failure(rc))
+        rc = combine(rc, ncclRecv(recv, recv_count, t, recv_peer, b->nccl, b->stream));
+    if (enqueued(c, "ncclSend/ncclRecv (group)", end_group(rc), send_request, st) != 0) return -1;
+    return hold_completion(c, recv_request, st);
 }
 
 /* Block i of an all-to-all: counts[i] elements at offsets[i] (NULL counts: `count` each; NULL
@@ -490,7 +486,7 @@ static int nccl_test(comm_request *request, int *done, status *st) {
     cudaEvent_t event = m ? m->done : (cudaEvent_t)request->handle;
     cudaError_t e = cudaEventQuery(event);
     if (e == cudaErrorNotReady) {
-        ncclResult_t state = communicator_state(b);
+        ncclResult_t state = nccl_state(b->nccl);
         if (state == ncclSuccess || state == ncclInProgress) return 0;
         return nccl_failed(c, 0, "asynchronous NCCL error", state, st);
     }
@@ -527,7 +523,6 @@ static void release_backend(nccl_backend *b) {
     free(b->events);
     if (b->default_stream_mark) cudaEventDestroy(b->default_stream_mark);
     if (b->stream) cudaStreamDestroy(b->stream);
-    if (b->downward_stream) cudaStreamDestroy(b->downward_stream);
     if (b->barrier_value) cudaFree(b->barrier_value);
     free(b);
 }
@@ -541,11 +536,9 @@ static void nccl_destroy(comm *c) {
     status ignored;
     if (b->nccl && settle(c, "draining the streams", 1, &ignored) == 0) {
         ncclResult_t rc = ncclCommFinalize(b->nccl);
-        if (b->downward && !is_failure(rc)) rc = combine(rc, ncclCommFinalize(b->downward));
         if (!is_failure(rc) && settle(c, "ncclCommFinalize", 0, &ignored) == 0) {
-            if (b->downward) ncclCommDestroy(b->downward);
             ncclCommDestroy(b->nccl);
-            b->nccl = b->downward = NULL;
+            b->nccl = NULL;
         }
     }
     abort_communicator(b, COMM_TIMEOUT_EXIT_CODE);
@@ -561,6 +554,7 @@ static const comm_ops nccl_ops = {
     .broadcast = nccl_broadcast,
     .send = nccl_send,
     .recv = nccl_recv,
+    .send_recv = nccl_send_recv,
     .all_to_all = nccl_all_to_all,
     .barrier = nccl_barrier,
     .test = nccl_test,
@@ -572,7 +566,6 @@ static const comm_ops nccl_ops = {
  * peers waiting in initialisation, bounded by the timeout). */
 static int create_cuda_resources(comm *c, nccl_backend *b, status *st) {
     cudaError_t e = cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking);
-    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&b->downward_stream, cudaStreamNonBlocking);
     if (e != cudaSuccess) return cuda_failed(c, "cudaStreamCreateWithFlags", e, st);
     e = cudaEventCreateWithFlags(&b->default_stream_mark, cudaEventDisableTiming);
     if (e != cudaSuccess) return cuda_failed(c, "cudaEventCreateWithFlags", e, st);
@@ -613,14 +606,6 @@ int comm_nccl_create(comm *c, comm *host, status *st) {
             rc = nccl_failed(c, 1, "ncclCommInitRankConfig", init, st);
         else
             rc = settle(c, "NCCL initialisation", 0, st);
-        /* the communicator for messages to lower ranks (see nccl_backend) */
-        if (rc == 0 && c->size > 1) {
-            ncclResult_t split = ncclCommSplit(b->nccl, 0, c->rank, &b->downward, &config);
-            if (is_failure(split))
-                rc = nccl_failed(c, 1, "ncclCommSplit", split, st);
-            else
-                rc = settle(c, "splitting the NCCL communicator", 0, st);
-        }
     }
     if (rc == 0) {
         c->ops = &nccl_ops;

@@ -2,7 +2,7 @@
  * of comm.h on device buffers against values computed here on the host, in fp32, fp64, int64
  * and bf16 (values chosen so that every sum is exact in the type), SUM and MAX, the in-place
  * forms, the v-forms with unequal and zero blocks, messages to oneself in both orders, 64
- * operations in flight at once, pipeline stages that send both ways before receiving, ordering
+ * operations in flight at once, a ring of exchanges and 1F1B's message plan, ordering
  * after work queued on the legacy default stream, the byte counters against comm.h's table, and a
  * second communicator whose ranks are ordered backwards. Outputs start poisoned (0xFF bytes: NaN,
  * or -1 in int64), so an element never written fails, and gaps that must stay untouched are checked
@@ -19,6 +19,7 @@
 #include "parallel/comm.h"
 #include "parallel/comm_mpi.h"
 #include "parallel/comm_nccl.h"
+#include "parallel/pipeline.h"
 #include "tests/parallel/mpi_check.h"
 
 #define COUNT 1001 /* odd: no block size that happens to divide nicely */
@@ -282,11 +283,10 @@ static void test_broadcast(comm *c, int root, comm_dtype type) {
 
 static double exchanged(int from, int to, size_t k) { return from * 1000.0 + to * 100.0 + k; }
 
-/* Around a ring, every rank sending before it receives: one communicator would serialise each
- * rank's send ahead of its receive and every rank would wait for its successor; messages to a
- * lower rank (the wrap-around) travel on the second communicator, which breaks the cycle. */
+/* Around a ring, every rank sending to its successor while it receives from its predecessor, as
+ * one exchange per rank (a send started on its own would wait for the successor's receive, which
+ * waits behind the successor's own send: a cycle). With one rank both sides are oneself. */
 static void test_ring(comm *c) {
-    if (c->size < 2) return;
     int next = (c->rank + 1) % c->size, previous = (c->rank + c->size - 1) % c->size;
     double mine[COUNT], want[COUNT];
     for (size_t i = 0; i < COUNT; i++) {
@@ -297,58 +297,80 @@ static void test_ring(comm *c) {
     to_device(out, COMM_FLOAT32, mine, COUNT);
     status st = {{0}};
     comm_request requests[2];
-    int rc = comm_send_start(c, out, COUNT, COMM_FLOAT32, next, &requests[0], &st);
-    if (rc == 0) rc = comm_recv_start(c, in, COUNT, COMM_FLOAT32, previous, &requests[1], &st);
+    int rc = comm_send_recv_start(c, out, COUNT, next, in, COUNT, previous, COMM_FLOAT32,
+                                  &requests[0], &requests[1], &st);
     if (rc == 0) rc = comm_wait_all(requests, 2, &st);
-    check_rc("send/recv around the ring", rc, &st);
+    check_rc("send_recv around the ring", rc, &st);
     expect_device("recv from the previous rank", COMM_FLOAT32, in, want, COUNT);
     cudaFree(out);
     cudaFree(in);
 }
 
-/* 1F1B between pipeline stages: each rank sends "activations" up and "gradients" down before it
- * receives either, three rounds in a row, and the host blocks on the receives. */
-static void test_pipeline_exchange(comm *c) {
+/* The 1F1B message plan (parallel/pipeline.h) with every rank a stage, run the way
+ * train/step_schedule.c runs it, in messages larger than NCCL's buffers (a send finishes only
+ * once its receiver has started): the exchanges of the steady state keep it from deadlocking on
+ * one communicator. Each message carries its sender, pass and micro-batch. */
+enum { PLAN_MICRO = 5, PLAN_COUNT = 4 << 20 };
+
+static double plan_payload(int stage, pipeline_pass pass, int micro, size_t i) {
+    return stage * 1000.0 + pass * 100.0 + micro * 10.0 + (double)(i % 8);
+}
+
+static void test_pipeline_plan(comm *c) {
     if (c->size < 2) return;
-    int up = c->rank + 1 < c->size, down = c->rank > 0;
-    size_t bytes = COUNT * 4;
-    void *activations = device_alloc(bytes), *gradients = device_alloc(bytes);
-    void *from_below = device_alloc(bytes), *from_above = device_alloc(bytes);
-    double values[COUNT], want[COUNT];
-    status st = {{0}};
-    for (int round = 0; round < 3; round++) {
-        for (size_t i = 0; i < COUNT; i++)
-            values[i] = exchanged(c->rank, round, i % 8);
-        to_device(activations, COMM_FLOAT32, values, COUNT);
-        for (size_t i = 0; i < COUNT; i++)
-            values[i] = -exchanged(c->rank, round, i % 8);
-        to_device(gradients, COMM_FLOAT32, values, COUNT);
-        comm_request sends[2] = {{0}};
-        int rc = 0;
-        if (up)
-            rc = comm_send_start(c, activations, COUNT, COMM_FLOAT32, c->rank + 1, &sends[0], &st);
-        if (rc == 0 && down)
-            rc = comm_send_start(c, gradients, COUNT, COMM_FLOAT32, c->rank - 1, &sends[1], &st);
-        if (rc == 0 && down) rc = comm_recv(c, from_below, COUNT, COMM_FLOAT32, c->rank - 1, &st);
-        if (rc == 0 && up) rc = comm_recv(c, from_above, COUNT, COMM_FLOAT32, c->rank + 1, &st);
-        if (rc == 0) rc = comm_wait_all(sends, 2, &st);
-        check_rc("pipeline exchange", rc, &st);
-        if (down) {
-            for (size_t i = 0; i < COUNT; i++)
-                want[i] = exchanged(c->rank - 1, round, i % 8);
-            expect_device("activations from the stage below", COMM_FLOAT32, from_below, want,
-                          COUNT);
+    pipeline_action actions[2 * PLAN_MICRO];
+    pipeline_schedule(c->rank, c->size, PLAN_MICRO, actions);
+    size_t bytes = (size_t)PLAN_COUNT * 4;
+    /* [pass][micro]: what this stage sends, and what it receives */
+    void *out[2][PLAN_MICRO], *in[2][PLAN_MICRO];
+    double *values = host_alloc(PLAN_COUNT * sizeof *values);
+    for (int pass = 0; pass < 2; pass++)
+        for (int micro = 0; micro < PLAN_MICRO; micro++) {
+            out[pass][micro] = device_alloc(bytes);
+            in[pass][micro] = device_alloc(bytes);
+            for (size_t i = 0; i < PLAN_COUNT; i++)
+                values[i] = plan_payload(c->rank, pass, micro, i);
+            to_device(out[pass][micro], COMM_FLOAT32, values, PLAN_COUNT);
         }
-        if (up) {
-            for (size_t i = 0; i < COUNT; i++)
-                want[i] = -exchanged(c->rank + 1, round, i % 8);
-            expect_device("gradients from the stage above", COMM_FLOAT32, from_above, want, COUNT);
+    comm_request sends[2 * PLAN_MICRO] = {{0}};
+    status st = {{0}};
+    int rc = 0;
+    for (int i = 0; i < 2 * PLAN_MICRO && rc == 0; i++) {
+        const pipeline_action *a = &actions[i];
+        if (a->receive_from >= 0)
+            rc =
+                comm_recv(c, in[a->pass][a->micro], PLAN_COUNT, COMM_FLOAT32, a->receive_from, &st);
+        if (rc != 0 || a->send_to < 0) continue;
+        if (!a->exchange) {
+            rc = comm_send_start(c, out[a->pass][a->micro], PLAN_COUNT, COMM_FLOAT32, a->send_to,
+                                 &sends[i], &st);
+            continue;
+        }
+        comm_request receive;
+        rc = comm_send_recv_start(c, out[a->pass][a->micro], PLAN_COUNT, a->send_to,
+                                  in[a[1].pass][a[1].micro], PLAN_COUNT, a->send_to, COMM_FLOAT32,
+                                  &sends[i], &receive, &st);
+        if (rc == 0) rc = comm_wait(&receive, &st);
+    }
+    if (rc == 0) rc = comm_wait_all(sends, 2 * PLAN_MICRO, &st);
+    check_rc("the 1F1B message plan", rc, &st);
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        int from = pass == PIPELINE_FORWARD ? c->rank - 1 : c->rank + 1;
+        if (from < 0 || from >= c->size) continue;
+        for (int micro = 0; micro < PLAN_MICRO; micro++) {
+            for (size_t i = 0; i < PLAN_COUNT; i++)
+                values[i] = plan_payload(from, pass, micro, i);
+            expect_device(pass == PIPELINE_FORWARD ? "activations from the stage below"
+                                                   : "gradients from the stage above",
+                          COMM_FLOAT32, in[pass][micro], values, PLAN_COUNT);
         }
     }
-    cudaFree(activations);
-    cudaFree(gradients);
-    cudaFree(from_below);
-    cudaFree(from_above);
+    for (int pass = 0; pass < 2; pass++)
+        for (int micro = 0; micro < PLAN_MICRO; micro++) {
+            cudaFree(out[pass][micro]);
+            cudaFree(in[pass][micro]);
+        }
+    free(values);
 }
 
 static void test_self_messages(comm *c) {
@@ -642,7 +664,7 @@ int main(int argc, char **argv) {
         test_broadcast(&device, root, COMM_BFLOAT16);
     }
     test_ring(&device);
-    test_pipeline_exchange(&device);
+    test_pipeline_plan(&device);
     test_self_messages(&device);
     test_all_to_all(&device, COMM_FLOAT32);
     test_all_to_all(&device, COMM_INT64);

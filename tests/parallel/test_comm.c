@@ -262,6 +262,40 @@ static void check_point_to_point(comm *c, const int *members, status *st) {
     CHECK(c->counters.bytes[COMM_SEND] == message && c->counters.bytes[COMM_RECV] == message);
     comm_reset_counters(c);
 
+    /* the same ring as one exchange per rank */
+    for (int i = 0; i < COUNT; i++)
+        in[i] = -1;
+    CHECK(comm_send_recv(c, out, COUNT, (r + 1) % n, in, COUNT, (r + n - 1) % n, COMM_INT64, st) ==
+          0);
+    good = 1;
+    for (int i = 0; i < COUNT; i++)
+        good &= in[i] == (int64_t)members[(r + n - 1) % n] * 100 + i;
+    CHECK_MSG(good, "send_recv ring on %s", c->name);
+    CHECK(c->counters.calls[COMM_SEND] == 1 && c->counters.calls[COMM_RECV] == 1);
+    CHECK(c->counters.bytes[COMM_SEND] == message && c->counters.bytes[COMM_RECV] == message);
+    comm_reset_counters(c);
+
+    /* pairs of ranks messaging each other at once (1F1B's steady state), past MPI's eager size;
+     * an odd rank out exchanges with itself */
+    enum { LARGE = 1 << 18 };
+    int partner = (r ^ 1) < n ? r ^ 1 : r;
+    float *mine = malloc(LARGE * sizeof *mine), *theirs = malloc(LARGE * sizeof *theirs);
+    for (int i = 0; i < LARGE; i++) {
+        mine[i] = (float)(members[r] * LARGE + i);
+        theirs[i] = -1.0f;
+    }
+    CHECK(comm_send_recv_start(c, mine, LARGE, partner, theirs, LARGE, partner, COMM_FLOAT32,
+                               &requests[0], &requests[1], st) == 0);
+    CHECK(requests[0].operation == COMM_SEND && requests[1].operation == COMM_RECV);
+    CHECK(comm_wait_all(requests, 2, st) == 0);
+    good = 1;
+    for (int i = 0; i < LARGE; i++)
+        good &= theirs[i] == (float)(members[partner] * LARGE + i);
+    CHECK_MSG(good, "send_recv with rank %d on %s", partner, c->name);
+    free(mine);
+    free(theirs);
+    comm_reset_counters(c);
+
     CHECK(comm_barrier(c, st) == 0);
     check_bytes(c, COMM_BARRIER, 0);
 }
