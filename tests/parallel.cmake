@@ -3,7 +3,7 @@
 # As root Open MPI refuses to start without the OMPI_ALLOW_RUN_AS_ROOT pair (in CAIRN_TEST_ENV).
 set(CAIRN_MPIRUN ${MPIEXEC_EXECUTABLE} --oversubscribe --mca btl self,vader)
 
-foreach(name comm topology data_parallel dead_rank)
+foreach(name comm topology data_parallel dead_rank step_schedule)
   add_executable(parallel_test_${name} ${CMAKE_CURRENT_SOURCE_DIR}/parallel/test_${name}.c)
   target_link_libraries(parallel_test_${name} PRIVATE cairn_core)
 endforeach()
@@ -27,6 +27,12 @@ foreach(ranks 2 3 4)
   add_test(NAME parallel_data_parallel_np${ranks}
            COMMAND ${CAIRN_MPIRUN} -np ${ranks} $<TARGET_FILE:parallel_test_data_parallel>)
   list(APPEND CAIRN_PARALLEL_TESTS parallel_data_parallel_np${ranks})
+endforeach()
+# the trainer's pipeline step on a communicator as strict as NCCL's one stream, a stage per rank
+foreach(ranks 2 3 4)
+  add_test(NAME parallel_step_schedule_np${ranks}
+           COMMAND ${CAIRN_MPIRUN} -np ${ranks} $<TARGET_FILE:parallel_test_step_schedule>)
+  list(APPEND CAIRN_PARALLEL_TESTS parallel_step_schedule_np${ranks})
 endforeach()
 add_test(NAME parallel_dead_rank
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/parallel/dead_rank.sh ${MPIEXEC_EXECUTABLE}
