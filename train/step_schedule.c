@@ -59,15 +59,15 @@ static int receive_input(step_schedule *s, const pipeline_action *a, status *st)
                      a->receive_from, st);
 }
 
-/* The output of `a` to its neighbour; with an exchange, together with the input of `next`. */
-static int send_output(step_schedule *s, const pipeline_action *a, const pipeline_action *next,
-                       status *st) {
+/* The output of `a` to its neighbour; with an exchange, together with the next action's input. */
+static int send_output(step_schedule *s, const pipeline_action *a, status *st) {
     model *m = s->model;
     comm_request *send = output_send(s, a);
     void *output = output_buffer(m, a, s->slots);
     size_t count = activation_count(m);
     m->ops->synchronize();
     if (!a->exchange) return comm_send_start(s->pp, output, count, s->act, a->send_to, send, st);
+    const pipeline_action *next = a + 1;
     comm_request receive;
     if (buffers_free(s, next, st) != 0 ||
         comm_send_recv_start(s->pp, output, count, a->send_to, input_buffer(m, next, s->slots),
@@ -100,7 +100,7 @@ int step_schedule_run(step_schedule *s, const int32_t *tokens, const float *weig
             model_stage_backward(m, slot);
             m->final_backward = 0;
         }
-        if (s->pp && a->send_to >= 0 && send_output(s, a, a + 1, st) != 0) return -1;
+        if (s->pp && a->send_to >= 0 && send_output(s, a, st) != 0) return -1;
     }
     /* the router losses of this stage's layers, summed on the device over the step */
     double aux, z;

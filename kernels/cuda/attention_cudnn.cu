@@ -468,7 +468,9 @@ static void transpose_stats(const graph_shape &s, float *lse, float *stats, int 
     CUDA_CHECK_LAUNCH();
 }
 
+/* The call's tensors with documents: the offsets, the lengths, and the statistics in scratch */
 static void add_documents(variant_pack &pack, const document_layout &layout) {
+    pack[STATS_UID] = layout.stats;
     pack[QKV_OFFSETS_UID] = layout.qkv_offsets;
     pack[OUT_OFFSETS_UID] = layout.out_offsets;
     pack[STATS_OFFSETS_UID] = layout.stats_offsets;
@@ -506,7 +508,6 @@ int cudnn_attention_forward(cudnn_attention *state, attention_shape shape,
     if (documents) {
         layout = lay_out_documents(s, documents);
         add_documents(pack, layout);
-        pack[STATS_UID] = layout.stats;
     }
     execute(state, graph, pack, "forward");
     if (documents) transpose_stats(s, (float *)lse, layout.stats, 1);
@@ -532,7 +533,6 @@ int cudnn_attention_backward(cudnn_attention *state, attention_shape shape,
         document_layout layout = lay_out_documents(s, documents);
         transpose_stats(s, const_cast<float *>((const float *)lse), layout.stats, 0);
         add_documents(pack, layout);
-        pack[STATS_UID] = layout.stats;
     }
     execute(state, graph, pack, "backward");
     return 0;

@@ -1,9 +1,10 @@
 /* The attention ops' choice between cuDNN's fused attention and the flash
  * kernels, call by call (contract in kernels/cuda/attention_path.h): the
  * path from CAIRN_CUDA_ATTENTION, the calls cuDNN cannot take (tensors not
- * 16-byte aligned, builds without cuDNN attention) or is not given (per-document
- * masks under auto, until measured on a GPU), the notes on stderr when cuDNN
- * was asked for and cannot run a call, and the record of what ran. The state lives in the backend's cuda_backend. */
+ * 16-byte aligned, builds without cuDNN attention) or is not given
+ * (per-document masks under auto, until measured on a GPU), the notes on
+ * stderr when cuDNN was asked for and cannot run a call, and the record of
+ * what ran. The state lives in the backend's cuda_backend. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

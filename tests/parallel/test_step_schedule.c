@@ -91,7 +91,7 @@ static int enqueue(comm *c, queued_message *q, comm_request *first, comm_request
 
 static queued_message *message(const void *send, int send_count, int send_peer, void *recv,
                                int recv_count, int recv_peer) {
-    queued_message *q = calloc(1, sizeof *q);
+    queued_message *q = malloc(sizeof *q);
     if (!q) abort();
     *q = (queued_message){.send = send,
                           .recv = recv,
@@ -180,16 +180,11 @@ typedef struct step_result {
 static step_result run_step(const config *c, comm *pp, const int32_t *tokens, const float *weights,
                             const uint8_t *mask) {
     int stage = pp->rank, stages = pp->size;
-    model_shard shard = {{0, 1, NULL, NULL, NULL, NULL},
-                         {0, 1, NULL, NULL, NULL},
-                         stage,
-                         stages,
-                         0,
-                         0,
-                         pipeline_slots(stage, stages, MICRO),
-                         0,
-                         NULL,
-                         NULL};
+    model_shard shard = {.tp = {.size = 1},
+                         .ep = {.size = 1},
+                         .stage = stage,
+                         .stages = stages,
+                         .slots = pipeline_slots(stage, stages, MICRO)};
     model_stage_layers(c->model.layers, stage, stages, &shard.first_layer, &shard.layers);
     model part;
     step_schedule s;
