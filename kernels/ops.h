@@ -63,6 +63,10 @@ typedef struct ops {
     double (*peak_flops)(void);
     /* the most bytes of backend memory held at once so far (see the contract above) */
     size_t (*peak_memory)(void);
+    /* 16 bytes that name the physical device, the same in every process that computes on it and
+     * different on every other device (CUDA: the GPU's UUID); 0, or -1 when the driver does not
+     * say. NULL for backends on host memory. */
+    int (*device_identity)(unsigned char identity[16]);
 
     /* ---- memory ---- */
     void *(*alloc)(size_t bytes); /* zero-filled; NULL on failure */
@@ -279,8 +283,6 @@ const ops *ops_cpu64(void); /* fp64 everywhere: the finite-difference reference 
  * bytes) when no usable GPU is present. The first successful call fixes the device for the
  * process. */
 const ops *ops_cuda(int local_rank, char *why, size_t why_size);
-/* GPUs visible to this process (0 when none or the driver fails) */
-int ops_cuda_device_count(void);
 #endif
 
 #endif

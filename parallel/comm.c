@@ -240,6 +240,19 @@ int comm_test(comm_request *request, int *done, status *st) {
     return 0;
 }
 
+void comm_abort_timed_out(comm *c, const char *operation) {
+    char host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    fprintf(stderr,
+            "cairn: %s on communicator %s (rank %d of %d, host %s, pid %d) did not complete "
+            "within the %g s timeout (parallel.timeout_s): a peer died or hangs; aborting the "
+            "job\n",
+            operation, c->name, c->rank, c->size, host, (int)getpid(), c->timeout_s);
+    fflush(stderr);
+    c->ops->abort(c, COMM_TIMEOUT_EXIT_CODE);
+    _exit(COMM_TIMEOUT_EXIT_CODE); /* abort does not return; this says so to the compiler too */
+}
+
 int comm_wait(comm_request *request, status *st) {
     if (!request->active) return 0;
     comm *c = request->comm;
@@ -248,18 +261,8 @@ int comm_wait(comm_request *request, status *st) {
         int done = 0;
         if (comm_test(request, &done, st) != 0) return -1;
         if (done) return 0;
-        if (comm_clock_seconds() - start > c->timeout_s) {
-            char host[64] = "?";
-            gethostname(host, sizeof host - 1);
-            fprintf(stderr,
-                    "cairn: %s on communicator %s (rank %d of %d, host %s, pid %d) did not "
-                    "complete within the %g s timeout (parallel.timeout_s): a peer died or "
-                    "hangs; aborting the job\n",
-                    comm_operation_name(request->operation), c->name, c->rank, c->size, host,
-                    (int)getpid(), c->timeout_s);
-            fflush(stderr);
-            c->ops->abort(c, COMM_TIMEOUT_EXIT_CODE);
-        }
+        if (comm_clock_seconds() - start > c->timeout_s)
+            comm_abort_timed_out(c, comm_operation_name(request->operation));
         comm_back_off(polls);
     }
 }

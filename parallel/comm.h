@@ -12,6 +12,8 @@
  *   matching receive. Two ranks that each send to the other before receiving would then wait for
  *   ever: such an exchange is one `comm_send_recv_start` on each side, which the backend runs as
  *   one unit (MPI's sends and receives progress independently, so there it is the two starts).
+ *   A receive asks for exactly the count its sender sends (NCCL requires it; MPI would accept a
+ *   shorter message).
  * - In place: all-reduce with send == recv; reduce-scatter with recv == send + this rank's block
  *   offset (the rest of send is undefined afterwards); all-gather with send == recv + this rank's
  *   block offset; broadcast always works in place. Counts and offsets are in elements.
@@ -187,6 +189,11 @@ int comm_wait_all(comm_request *requests, int count, status *st);
 
 /* Advances a request without blocking: *done = 1 once complete. */
 int comm_test(comm_request *request, int *done, status *st);
+
+/* The end of a bounded wait past c's timeout (the contract above): prints the one line, naming
+ * `operation`, the communicator, rank, host and pid, and aborts the job with
+ * COMM_TIMEOUT_EXIT_CODE. For comm_wait and for a backend whose starts can wait too. */
+_Noreturn void comm_abort_timed_out(comm *c, const char *operation);
 
 /* For the backends' own bounded waits, paced like comm_wait: a monotonic clock in seconds, and
  * the pause after the polls-th unsuccessful poll (spin, then yield, then sleep up to 1 ms, so

@@ -8,13 +8,15 @@
  * comm_wait) aborts the NCCL communicator, so no kernel stays stuck on the GPU, and then the job
  * through `host` (an NCCL abort still waiting for peers after 60 s ends the process instead).
  * Operations follow comm.h on device buffers, ordered after all work queued on the legacy default
- * stream when they start. Collectives and messages to higher ranks run on one NCCL communicator
- * and stream, messages to lower ranks on a second pair, each one after another in the order
- * started (NCCL serialises a communicator's kernels). So two ranks may each send to the other
- * before receiving (1F1B's activations up and gradients down), but the messages of one direction
- * between two ranks must be started in the same order on both. A message to oneself is a device
- * copy, whichever of send and receive starts first. On a failed create (-1) `c` holds nothing to
- * destroy. */
+ * stream when they start. Every operation runs on one NCCL communicator and one stream, one after
+ * another in the order started, and a send finishes only once its receiver has reached the
+ * matching receive: two ranks that message each other at the same time (1F1B's activations up
+ * and gradients down) must do it as one comm_send_recv on each side (a grouped ncclSend +
+ * ncclRecv), never as a send then a receive, which waits for ever. A receive must ask for exactly
+ * the count its sender sends (NCCL matches counts, nccl.h). A message to oneself is a device
+ * copy, whichever of send and receive starts first. A start that NCCL keeps busy past the timeout
+ * aborts the job as comm_wait does; a create that does aborts the NCCL communicator and returns
+ * -1. On a failed create (-1) `c` holds nothing to destroy. */
 #ifndef CAIRN_COMM_NCCL_H
 #define CAIRN_COMM_NCCL_H
 

@@ -135,7 +135,6 @@ static void device_are_host(parallel_topology *t) {
 int topology_create(parallel_topology *t, const parallel_config *cfg, status *st) {
     memset(t, 0, sizeof *t);
     device_are_host(t);
-    t->ranks_on_node = 1;
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
@@ -160,17 +159,6 @@ int topology_create(parallel_topology *t, const parallel_config *cfg, status *st
             topology_destroy(t);
             return -1;
         }
-    MPI_Comm node;
-    int rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL,
-                                 &node);
-    if (rc == MPI_SUCCESS) {
-        MPI_Comm_size(node, &t->ranks_on_node);
-        MPI_Comm_free(&node);
-    }
-    if (rc != MPI_SUCCESS) {
-        topology_destroy(t);
-        return mpi_failed("MPI_Comm_split_type", AXIS_WORLD, rc, st);
-    }
     return 0;
 }
 

@@ -54,7 +54,6 @@ typedef struct parallel_topology {
     comm device_comms[AXIS_COUNT];
     comm_device_memory memory;   /* the backend's copies, for staged comms */
     char device_kind[24];        /* "mpi", "mpi (host-staged)" or "nccl" */
-    int ranks_on_node;           /* ranks of the world on this rank's node */
 } parallel_topology;
 
 const char *parallel_axis_name(parallel_axis axis);

@@ -1,17 +1,41 @@
 #include "train/device.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-int device_visible_gpus(void) {
-#ifdef CAIRN_HAVE_CUDA
-    return ops_cuda_device_count();
-#else
-    return 0;
-#endif
+/* A rank's device as three int64: whether it has one, then its 16 bytes */
+enum { IDENTITY_WORDS = 3 };
+
+static int compare_identities(const void *a, const void *b) {
+    return memcmp(a, b, IDENTITY_WORDS * sizeof(int64_t));
 }
 
-int device_comm_choose(comm_kind requested, const ops *o, int ranks_on_node, int gpus,
-                       comm_kind *chosen, status *st) {
+int device_count_distinct(comm *world, const ops *o, int *devices, status *st) {
+    int64_t mine[IDENTITY_WORDS] = {0, 0, 0};
+    unsigned char identity[16];
+    if (o->device_identity && o->device_identity(identity) == 0) {
+        mine[0] = 1;
+        memcpy(&mine[1], identity, sizeof identity);
+    }
+    int64_t *all = malloc((size_t)world->size * sizeof mine);
+    if (!all) return status_fail(st, "out of memory for %d ranks' device names", world->size);
+    if (comm_all_gather(world, mine, all, IDENTITY_WORDS, COMM_INT64, st) != 0) {
+        free(all);
+        return -1;
+    }
+    qsort(all, (size_t)world->size, sizeof mine, compare_identities);
+    *devices = 0;
+    for (int r = 0; r < world->size; r++) {
+        const int64_t *id = all + (size_t)r * IDENTITY_WORDS;
+        if (id[0] && (r == 0 || compare_identities(id, id - IDENTITY_WORDS) != 0)) (*devices)++;
+    }
+    free(all);
+    return 0;
+}
+
+int device_comm_choose(comm_kind requested, const ops *o, int ranks, int devices, comm_kind *chosen,
+                       status *st) {
     if (o->host_memory) {
         if (requested == COMM_NCCL)
             return status_fail(st, "parallel.comm: nccl needs the CUDA backend, but this run "
@@ -20,12 +44,13 @@ int device_comm_choose(comm_kind requested, const ops *o, int ranks_on_node, int
         *chosen = COMM_MPI;
         return 0;
     }
-    if (requested == COMM_NCCL && ranks_on_node > gpus)
-        return status_fail(st, "parallel.comm: nccl needs a GPU per rank, but %d ranks on this "
-                           "node share %d GPU%s (NCCL refuses two ranks on one GPU); use "
+    if (requested == COMM_NCCL && devices < ranks)
+        return status_fail(st,
+                           "parallel.comm: nccl needs a GPU per rank, but the %d ranks "
+                           "compute on %d GPU%s (NCCL refuses two ranks on one GPU); use "
                            "parallel.comm: mpi or auto",
-                           ranks_on_node, gpus, gpus == 1 ? "" : "s");
-    if (requested == COMM_AUTO) requested = ranks_on_node <= gpus ? COMM_NCCL : COMM_MPI;
+                           ranks, devices, devices == 1 ? "" : "s");
+    if (requested == COMM_AUTO) requested = devices >= ranks ? COMM_NCCL : COMM_MPI;
     *chosen = requested;
     return 0;
 }

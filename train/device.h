@@ -10,20 +10,25 @@
 
 #include "common/status.h"
 #include "kernels/ops.h"
+#include "parallel/comm.h"
 #include "train/config.h"
 
 int device_select(device_kind kind, int local_rank, const ops **out, char *description,
                   size_t description_size, status *st);
 
-/* GPUs visible to this process (0 without CUDA in the build or a working driver). */
-int device_visible_gpus(void);
+/* How many distinct devices the ranks of `world` compute on, by the backend's device_identity
+ * (a rank on host memory, or whose driver does not name its GPU, counts none). Every rank of
+ * `world` calls it and gets the same answer, so every rank then makes the same choice. Counting
+ * devices rather than the GPUs a process sees is what holds under Slurm's --gpus-per-task and
+ * per-rank CUDA_VISIBLE_DEVICES, where each rank sees one GPU of its own. */
+int device_count_distinct(comm *world, const ops *o, int *devices, status *st);
 
-/* The communicator for the backend's buffers under `parallel.comm: auto|mpi|nccl`, for a rank
- * whose node runs `ranks_on_node` ranks on `gpus` visible GPUs: MPI when the backend computes in
- * host memory (nccl is then an error); with GPUs, auto takes NCCL when each rank of the node has
- * a GPU of its own (NCCL refuses two ranks on one GPU) and MPI through host buffers otherwise,
- * and nccl with fewer GPUs than ranks on the node is an error that says so. */
-int device_comm_choose(comm_kind requested, const ops *o, int ranks_on_node, int gpus,
-                       comm_kind *chosen, status *st);
+/* The communicator for the backend's buffers under `parallel.comm: auto|mpi|nccl`, for `ranks`
+ * ranks that compute on `devices` distinct devices: MPI when the backend computes in host memory
+ * (nccl is then an error); with GPUs, auto takes NCCL when each rank has a GPU of its own (NCCL
+ * refuses two ranks on one GPU) and MPI through host buffers otherwise, and nccl with fewer GPUs
+ * than ranks is an error that says so. */
+int device_comm_choose(comm_kind requested, const ops *o, int ranks, int devices, comm_kind *chosen,
+                       status *st);
 
 #endif

@@ -264,9 +264,10 @@ static int open_rank(trainer *t, const config *c, const char *device_description
     t->has_topology = 1;
     comm_kind kind;
     comm_device_memory memory = {t->ops->copy_to_host, t->ops->copy_to_device};
-    if (t->topology.grid.size[AXIS_WORLD] > 1 &&
-        (device_comm_choose(c->parallel.comm, t->ops, t->topology.ranks_on_node,
-                            device_visible_gpus(), &kind, st) != 0 ||
+    int world = t->topology.grid.size[AXIS_WORLD], devices;
+    if (world > 1 &&
+        (device_count_distinct(&t->topology.comms[AXIS_WORLD], t->ops, &devices, st) != 0 ||
+         device_comm_choose(c->parallel.comm, t->ops, world, devices, &kind, st) != 0 ||
          topology_attach_device(&t->topology, kind, t->ops->host_memory ? NULL : &memory, st) != 0))
         return -1;
     const parallel_grid *g = &t->topology.grid;

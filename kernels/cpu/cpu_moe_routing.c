@@ -141,7 +141,7 @@ void CPU_FN(moe_route_forward)(int32_t *choice, void *gates_, int32_t *assigned,
     memset(assigned, 0, sizeof *assigned * E);
     for (size_t s = 0; s < nk; s++) assigned[choice[s]]++;
 
-    if (losses) {
+    if (losses && N > 0) { /* no tokens add nothing (0/0 otherwise), as on the GPU */
         double aux = 0, z = 0;
         for (int e = 0; e < E; e++) {
             double p_sum = 0;

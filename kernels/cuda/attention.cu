@@ -17,8 +17,9 @@
  * result is deterministic. delta = rowsum(dO ∘ O) is computed first.
  *
  * The entry points below run cuDNN's fused attention instead when
- * attention_path.cu lets it take the call (no per-document masks; see
- * kernels/cuda/attention_path.h); these kernels are the rest and the fallback. */
+ * attention_path.cu lets it take the call (under auto, calls without
+ * per-document masks; see kernels/cuda/attention_path.h); these kernels are
+ * the rest and the fallback. */
 #include <stdio.h>
 #include <stdlib.h>
 

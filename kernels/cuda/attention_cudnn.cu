@@ -50,7 +50,10 @@ typedef std::unordered_map<fe::graph::Tensor_attributes::uid_t, void *> variant_
 /* Above this workspace the backward gives up bit-reproducibility: cuDNN's
  * deterministic backward keeps a bf16 dP buffer of B·H·T² elements (Hopper),
  * 4 GiB for llama-1b at B4 × T4096, where the other one accumulates dQ in an
- * fp32 buffer of B·H·T·hd elements (128 MiB there). */
+ * fp32 buffer of B·H·T·hd elements (128 MiB there). With per-document masks
+ * the buffers follow dQ, dK and dV's strides (the whole qkv row per token):
+ * the frontend's fp32 dQ and full-head dK, dV take about 1.8 GB at that
+ * shape, and the deterministic one counts each document as a whole T. */
 static const int64_t DETERMINISTIC_WORKSPACE_LIMIT = (int64_t)1 << 30;
 
 /* Ragged statistics (token-major) came with cuDNN 9.6. */
@@ -207,6 +210,10 @@ static std::string build_plan(fe::graph::Graph &graph, cudnnHandle_t handle, int
 /* "" when this cuDNN runs graphs of shape s, else why not */
 static std::string unsupported(const graph_shape &s) {
     size_t version = cudnnGetVersion();
+    /* cuDNN's backward refuses s_q = s_kv = 1, and some versions leave ragged statistics of
+     * one-token sequences unwritten for all but the first head of a kv group
+     * (NVIDIA/cudnn-frontend#1083), which a flash backward would then read */
+    if (s.documents && s.T < 2) return "per-document masks need T of 2 or more";
     if (s.documents && version < RAGGED_CUDNN_VERSION)
         return "per-document masks need cuDNN " + std::to_string(RAGGED_CUDNN_VERSION / 10000) +
                "." + std::to_string(RAGGED_CUDNN_VERSION / 100 % 100) + " or newer (this is " +
@@ -292,8 +299,10 @@ static std::string build_backward(cudnnHandle_t handle, const graph_shape &s, gr
         *workspace = deterministic_bytes;
         return "";
     }
-    if (!build_backward_graph(handle, s, false, &other, &other_bytes).empty()) {
-        if (!refused.empty()) return refused;
+    std::string other_refused = build_backward_graph(handle, s, false, &other, &other_bytes);
+    if (!other_refused.empty()) {
+        if (!refused.empty())
+            return "deterministic: " + refused + "; non-deterministic: " + other_refused;
         *out = deterministic;
         *workspace = deterministic_bytes;
         return "";

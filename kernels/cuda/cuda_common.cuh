@@ -36,6 +36,8 @@ void cublas_check(cublasStatus_t status, const char *what, const char *file, int
 typedef struct cuda_backend {
     int device, device_count;
     char name[256];     /* as the driver reports it */
+    unsigned char uuid[16]; /* the GPU's, as the driver reports it (ops' device_identity) */
+    int has_uuid;           /* 0 when the driver left it all zeros */
     double peak_flops;  /* dense bf16, 0 when unknown */
     int multiprocessors;
     cublasLtHandle_t lt;
@@ -59,8 +61,8 @@ typedef struct cuda_backend {
     void **grouped_pointers;
     int grouped_gemm_path, grouped_gemm_ran, grouped_gemm_refused;
     /* gemm.cu: the GELU epilogues switched off (kernels/cuda/gelu_epilogue.h), whether the latest
-     * matmul_gelu forward and backward ran them, the refusals already noted */
-    int gelu_epilogue_off, gelu_epilogue_ran[2], gelu_epilogue_notes;
+     * matmul_gelu forward and backward ran them, the epilogue refusals already noted */
+    int gelu_epilogue_off, gelu_epilogue_ran[2], epilogue_notes;
 } cuda_backend;
 
 cuda_backend *cuda_backend_state(void);

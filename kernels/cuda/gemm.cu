@@ -104,8 +104,10 @@ static cublasLtEpilogue_t epilogue_of(const gemm_key *key) {
     }
 }
 
-/* aux: the first call's pre-activation, whose alignment the heuristic reads from the pointer */
-static void plan_create(gemm_plan *plan, const gemm_key *key, const void *aux) {
+/* aux and bias: the first call's, whose alignments the heuristic reads from the pointers
+ * (cublasLt.h: routines that do not dereference them "depend on its value to determine expected
+ * pointer alignment") */
+static void plan_create(gemm_plan *plan, const gemm_key *key, const void *aux, const void *bias) {
     plan->key = *key;
     cublasOperation_t opa = key->transa ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = key->transb ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -121,6 +123,8 @@ static void plan_create(gemm_plan *plan, const gemm_key *key, const void *aux) {
         int32_t bias_type = CUDA_R_16BF;
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
             plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type));
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                    &bias, sizeof bias));
     }
     if (key->epilogue != EPILOGUE_PLAIN) {
         int64_t aux_ld = key->ldd;
@@ -142,7 +146,8 @@ static void plan_create(gemm_plan *plan, const gemm_key *key, const void *aux) {
 }
 
 /* The heuristic's best algorithm for the plan's layouts as they are now. 0 when it has none for
- * a GELU epilogue (the caller runs the GEMM unfused); for the others none is fatal. */
+ * an epilogue (GELU or bias: the caller runs the GEMM and the epilogue apart); for the plain GEMM
+ * none is fatal. */
 static int choose_algorithm(gemm_plan *plan) {
     cuda_backend *state = cuda_backend_state();
     const gemm_key *key = &plan->key;
@@ -165,7 +170,7 @@ static int choose_algorithm(gemm_plan *plan) {
     cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
         state->lt, plan->desc, plan->a, plan->b, plan->d, plan->d, preference, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(preference);
-    if (key->epilogue == EPILOGUE_PLAIN) {
+    if (key->epilogue == EPILOGUE_PLAIN && !key->bias) {
         cublas_check(status, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
         if (found == 0)
             cublas_check(CUBLAS_STATUS_NOT_SUPPORTED,
@@ -177,7 +182,7 @@ static int choose_algorithm(gemm_plan *plan) {
     return 1;
 }
 
-static gemm_plan *plan_for(const gemm_key *key, const void *aux) {
+static gemm_plan *plan_for(const gemm_key *key, const void *aux, const void *bias) {
     gemm_calls++;
     for (int i = 0; i < gemm_plan_count; i++)
         if (memcmp(&gemm_plans[i].key, key, sizeof *key) == 0) {
@@ -193,7 +198,7 @@ static gemm_plan *plan_for(const gemm_key *key, const void *aux) {
             if (gemm_plans[i].last_used < plan->last_used) plan = &gemm_plans[i];
         plan_destroy(plan);
     }
-    plan_create(plan, key, aux);
+    plan_create(plan, key, aux, bias);
     plan->last_used = gemm_calls;
     return plan;
 }
@@ -205,7 +210,7 @@ static void set_layout_size(cublasLtMatrixLayout_t layout, cublasLtMatrixLayoutA
 }
 
 /* Gives the plan's layouts the exact row count and makes sure the algorithm runs it; 0 when the
- * plan has a GELU epilogue and no algorithm (then it keeps none: its bucket runs unfused). The
+ * plan has an epilogue and no algorithm (then it keeps none: its bucket runs unfused). The
  * layouts are stored pre-transpose and column-major: n is D's columns and B's columns (B's rows
  * when transposed); k is A's columns (rows when transposed) and B's rows (columns when
  * transposed). */
@@ -232,28 +237,32 @@ static int plan_take_rows(gemm_plan *plan, int rows) {
     return !plan->refused;
 }
 
-/* Said once per direction and process: the plan of a GELU epilogue cuBLASLt would not run keeps
- * its refusal, so that shape runs unfused from then on. GELU plans count rows in n. */
+/* Said once per epilogue and process: the plan of an epilogue cuBLASLt would not run keeps its
+ * refusal, so that shape runs unfused from then on. Epilogue plans count rows in n. */
 static void note_refusal(const gemm_key *key, int rows, const char *why) {
+    static const char *const names[] = {"bias", "GELU forward", "GELU backward"};
     cuda_backend *state = cuda_backend_state();
-    int bit = key->epilogue == EPILOGUE_DGELU ? 2 : 1;
-    if (state->gelu_epilogue_notes & bit) return;
-    state->gelu_epilogue_notes |= bit;
+    int bit = 1 << key->epilogue;
+    if (state->epilogue_notes & bit) return;
+    state->epilogue_notes |= bit;
     fprintf(stderr,
-            "cuda: cuBLASLt runs no GELU %s epilogue for m %d n %d k %d%s (%s); that shape runs "
-            "the GEMM and the GELU apart\n",
-            key->epilogue == EPILOGUE_DGELU ? "backward" : "forward", key->m, rows, key->k,
-            key->bias ? " with bias" : "", why);
+            "cuda: cuBLASLt runs no %s epilogue for m %d n %d k %d%s (%s); that shape runs "
+            "the GEMM and the %s apart\n",
+            names[key->epilogue], key->m, rows, key->k,
+            key->bias && key->epilogue != EPILOGUE_PLAIN ? " with bias" : "", why,
+            key->epilogue == EPILOGUE_PLAIN ? "bias" : "GELU");
 }
 
 /* D[m][n] (column-major) = op(A) · op(B) + beta · D, optionally + bias[m], through `epilogue`
  * with aux (NULL for EPILOGUE_PLAIN); `rows_are` names the dimension that counts token rows.
- * 0 when cuBLASLt has no algorithm for or refuses a GELU epilogue (nothing was written); the
- * plain epilogue always runs. */
+ * 0 when cuBLASLt has no algorithm for or refuses a GELU or bias epilogue (nothing was written);
+ * the plain GEMM always runs. No rows: nothing to write (and D += 0 for beta 1). */
 static int gemm_epilogue(void *d, const void *a, const void *b, const void *bias,
                          epilogue_kind epilogue, const void *aux, int transa, int transb, int m,
                          int n, int k, rows_dimension rows_are, int lda, int ldb, int ldd,
                          int d_is_float, float beta) {
+    int rows = rows_are == ROWS_ARE_N ? n : k;
+    if (rows == 0) return 1;
     gemm_key key;
     memset(&key, 0, sizeof key); /* the key is compared bytewise */
     key.transa = transa;
@@ -272,25 +281,25 @@ static int gemm_epilogue(void *d, const void *a, const void *b, const void *bias
     key.align_b = pointer_alignment(b);
     key.align_d = pointer_alignment(d);
     key.align_aux = aux ? pointer_alignment(aux) : 0;
-    gemm_plan *plan = plan_for(&key, aux);
-    int rows = rows_are == ROWS_ARE_N ? n : k;
+    gemm_plan *plan = plan_for(&key, aux, bias);
+    /* before plan_take_rows: its check of the algorithm reads their alignments */
     if (aux)
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
             plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux));
+    if (bias)
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                    &bias, sizeof bias));
     if (!plan_take_rows(plan, rows)) {
         note_refusal(&key, rows, "no algorithm");
         return 0;
     }
-    if (bias)
-        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                    &bias, sizeof bias));
     cuda_backend *state = cuda_backend_state();
     float alpha = 1.0f;
     cublasStatus_t status = cublasLtMatmul(state->lt, plan->desc, &alpha, a, plan->a, b, plan->b,
                                            &beta, d, plan->d, d, plan->d, &plan->algo,
                                            state->lt_workspace, state->lt_workspace_bytes, 0);
     /* these come from cuBLASLt's checks of the call, before it launches: nothing was written */
-    if (epilogue != EPILOGUE_PLAIN &&
+    if ((epilogue != EPILOGUE_PLAIN || bias) &&
         (status == CUBLAS_STATUS_NOT_SUPPORTED || status == CUBLAS_STATUS_INVALID_VALUE)) {
         plan->refused = 1;
         note_refusal(&key, rows, cublasLtGetStatusString(status));
@@ -300,14 +309,16 @@ static int gemm_epilogue(void *d, const void *a, const void *b, const void *bias
     return 1;
 }
 
-static void gemm(void *d, const void *a, const void *b, const void *bias, int transa, int transb,
-                 int m, int n, int k, rows_dimension rows_are, int lda, int ldb, int ldd,
-                 int d_is_float, float beta) {
-    gemm_epilogue(d, a, b, bias, EPILOGUE_PLAIN, NULL, transa, transb, m, n, k, rows_are, lda, ldb,
-                  ldd, d_is_float, beta);
+/* 0 only when a bias epilogue was refused (nothing was written) */
+static int gemm(void *d, const void *a, const void *b, const void *bias, int transa, int transb,
+                int m, int n, int k, rows_dimension rows_are, int lda, int ldb, int ldd,
+                int d_is_float, float beta) {
+    return gemm_epilogue(d, a, b, bias, EPILOGUE_PLAIN, NULL, transa, transb, m, n, k, rows_are,
+                         lda, ldb, ldd, d_is_float, beta);
 }
 
-/* out[n][oc] += bias[oc]: used when the bias is not aligned enough for the epilogue */
+/* out[n][oc] += bias[oc]: used when the bias epilogue cannot run (an unaligned bias, or cuBLASLt
+ * refusing it) */
 __global__ void add_bias_kernel(bf16 *out, const bf16 *bias, int N, int OC) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * OC) return;
@@ -317,8 +328,9 @@ __global__ void add_bias_kernel(bf16 *out, const bf16 *bias, int N, int OC) {
 
 void cuda_matmul_forward(void *out, const void *inp, const void *weight, const void *bias, int N,
                          int C, int OC) {
-    int fused_bias = bias && cuda_aligned(bias, 16);
-    gemm(out, weight, inp, fused_bias ? bias : NULL, 1, 0, OC, N, C, ROWS_ARE_N, C, C, OC, 0, 0.0f);
+    int fused_bias = bias && cuda_aligned(bias, 16) &&
+                     gemm(out, weight, inp, bias, 1, 0, OC, N, C, ROWS_ARE_N, C, C, OC, 0, 0.0f);
+    if (!fused_bias) gemm(out, weight, inp, NULL, 1, 0, OC, N, C, ROWS_ARE_N, C, C, OC, 0, 0.0f);
     if (bias && !fused_bias) {
         size_t n = (size_t)N * OC;
         add_bias_kernel<<<cuda_blocks(n, 256), 256>>>((bf16 *)out, (const bf16 *)bias, N, OC);

@@ -75,11 +75,16 @@ int cuda_grouped_gemm_read_environment(cuda_backend *state, char *why, size_t wh
 
 int cuda_grouped_gemm_start(cuda_backend *state, char *why, size_t why_size) {
     cublasStatus_t status = cublasCreate(&state->blas);
-    if (status == CUBLAS_STATUS_SUCCESS)
-        status = cublasSetWorkspace(state->blas, state->lt_workspace, state->lt_workspace_bytes);
     if (status != CUBLAS_STATUS_SUCCESS) {
         if (why && why_size)
             snprintf(why, why_size, "cublasCreate: %s", cublasGetStatusString(status));
+        return -1;
+    }
+    status = cublasSetWorkspace(state->blas, state->lt_workspace, state->lt_workspace_bytes);
+    if (status != CUBLAS_STATUS_SUCCESS) {
+        cublasDestroy(state->blas);
+        if (why && why_size)
+            snprintf(why, why_size, "cublasSetWorkspace: %s", cublasGetStatusString(status));
         return -1;
     }
     state->grouped_pointers = (void **)cuda_device_malloc(3 * GROUPED_CHUNK * sizeof(void *));
@@ -180,7 +185,7 @@ static int try_grouped(const grouped_product *p, const int32_t *offsets, int gro
         state->grouped_gemm_ran = CUDA_GROUPED_GEMM_LOOP;
         return 0;
     }
-    CUBLAS_CHECK(status);
+    cublas_check(status, "cublasGemmGroupedBatchedEx", __FILE__, __LINE__);
     state->grouped_gemm_ran = CUDA_GROUPED_GEMM_GROUPED;
     return 1;
 }

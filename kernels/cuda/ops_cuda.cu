@@ -75,8 +75,7 @@ void cuda_check(cudaError_t err, const char *what, const char *file, int line) {
 
 void cublas_check(cublasStatus_t status, const char *what, const char *file, int line) {
     if (status == CUBLAS_STATUS_SUCCESS) return;
-    fprintf(stderr, "cublasLt: %s:%d: %s: %s\n", file, line, what,
-            cublasLtGetStatusString(status));
+    fprintf(stderr, "cublas: %s:%d: %s: %s\n", file, line, what, cublasLtGetStatusString(status));
     abort();
 }
 
@@ -137,6 +136,11 @@ static size_t cuda_peak_memory(void) {
 
 static double cuda_peak_flops(void) {
     return backend_state.peak_flops;
+}
+
+static int cuda_device_identity(unsigned char identity[16]) {
+    memcpy(identity, backend_state.uuid, 16);
+    return backend_state.has_uuid ? 0 : -1;
 }
 
 static void cuda_describe(char *out, size_t size) {
@@ -209,6 +213,7 @@ static const ops cuda_ops = {
     .describe = cuda_describe,
     .peak_flops = cuda_peak_flops,
     .peak_memory = cuda_peak_memory,
+    .device_identity = cuda_device_identity,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .copy_to_device = cuda_copy_to_device,
@@ -317,6 +322,9 @@ static int backend_init(cuda_backend *state, int local_rank, char *why, size_t w
         return -1;
     state->multiprocessors = prop.multiProcessorCount;
     snprintf(state->name, sizeof state->name, "%s", prop.name);
+    memcpy(state->uuid, prop.uuid.bytes, sizeof state->uuid);
+    for (int i = 0; i < 16; i++)
+        state->has_uuid |= state->uuid[i] != 0;
     state->peak_flops = datasheet_peak_flops(prop.name);
     cublasStatus_t status = cublasLtCreate(&state->lt);
     if (status != CUBLAS_STATUS_SUCCESS) {
@@ -350,13 +358,4 @@ extern "C" const ops *ops_cuda(int local_rank, char *why, size_t why_size) {
     if (backend_init(&backend_state, local_rank, why, why_size) != 0) return NULL;
     backend_ready = 1;
     return &cuda_ops;
-}
-
-extern "C" int ops_cuda_device_count(void) {
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess) {
-        cudaGetLastError();
-        return 0;
-    }
-    return count;
 }

@@ -149,9 +149,15 @@ static int stream_idle(comm *c, status *st) {
     return e == cudaSuccess ? 1 : cuda_failed(c, "cudaStreamQuery", e, st);
 }
 
+/* What a wait past the timeout does: return -1 (the communicator aborted: creation and teardown,
+ * whose callers report it), or abort the job as comm_wait does (an operation's start: its peers
+ * are already waiting in it). */
+typedef enum { TIMEOUT_RETURNS, TIMEOUT_ABORTS_JOB } timeout_action;
+
 /* Waits until NCCL's background work (`what`) has settled and, with `with_stream`, the stream
- * has drained. Past the timeout the communicator is aborted. */
-static int settle(comm *c, const char *what, int with_stream, status *st) {
+ * has drained. */
+static int settle(comm *c, const char *what, int with_stream, timeout_action on_timeout,
+                  status *st) {
     nccl_backend *b = backend_of(c);
     double start = comm_clock_seconds();
     for (unsigned polls = 0;; polls++) {
@@ -163,6 +169,7 @@ static int settle(comm *c, const char *what, int with_stream, status *st) {
             if (idle != 0) return idle > 0 ? 0 : -1;
         }
         if (comm_clock_seconds() - start > c->timeout_s) {
+            if (on_timeout == TIMEOUT_ABORTS_JOB) comm_abort_timed_out(c, what);
             abort_communicator(b, COMM_TIMEOUT_EXIT_CODE);
             return status_fail(st,
                                "comm %s: %s did not finish within %g s (a peer rank may have died)",
@@ -230,7 +237,7 @@ static int hold_completion(comm *c, comm_request *request, status *st) {
 /* Completes a start once NCCL returned `rc` for `call`. */
 static int enqueued(comm *c, const char *call, ncclResult_t rc, comm_request *request, status *st) {
     if (is_failure(rc)) return nccl_failed(c, 1, call, rc, st);
-    if (rc == ncclInProgress && settle(c, call, 0, st) != 0) return -1;
+    if (rc == ncclInProgress && settle(c, call, 0, TIMEOUT_ABORTS_JOB, st) != 0) return -1;
     return hold_completion(c, request, st);
 }
 
@@ -534,9 +541,9 @@ static void nccl_destroy(comm *c) {
     nccl_backend *b = backend_of(c);
     if (!b) return;
     status ignored;
-    if (b->nccl && settle(c, "draining the streams", 1, &ignored) == 0) {
+    if (b->nccl && settle(c, "draining the streams", 1, TIMEOUT_RETURNS, &ignored) == 0) {
         ncclResult_t rc = ncclCommFinalize(b->nccl);
-        if (!is_failure(rc) && settle(c, "ncclCommFinalize", 0, &ignored) == 0) {
+        if (!is_failure(rc) && settle(c, "ncclCommFinalize", 0, TIMEOUT_RETURNS, &ignored) == 0) {
             ncclCommDestroy(b->nccl);
             b->nccl = NULL;
         }
@@ -581,18 +588,25 @@ int comm_nccl_create(comm *c, comm *host, status *st) {
     c->rank = host->rank;
     c->size = host->size;
     c->timeout_s = host->timeout_s;
+    /* rank 0's ncclGetUniqueId result, then the id: every rank learns of a failure at once
+     * (without it the others would wait in the broadcast until the timeout) */
+    int64_t bootstrap[1 + sizeof(ncclUniqueId) / sizeof(int64_t)];
     ncclUniqueId id;
-    memset(&id, 0, sizeof id);
+    memset(bootstrap, 0, sizeof bootstrap);
     if (host->rank == 0) {
-        ncclResult_t rc = ncclGetUniqueId(&id);
-        if (rc != ncclSuccess) {
-            char text[512];
-            return status_fail(st, "comm %s: ncclGetUniqueId: %s", c->name,
-                               nccl_text(rc, NULL, text, sizeof text));
-        }
+        memset(&id, 0, sizeof id);
+        bootstrap[0] = ncclGetUniqueId(&id);
+        memcpy(&bootstrap[1], &id, sizeof id);
     }
-    if (comm_broadcast(host, &id, sizeof id / sizeof(int64_t), COMM_INT64, 0, st) != 0)
+    if (comm_broadcast(host, bootstrap, sizeof bootstrap / sizeof *bootstrap, COMM_INT64, 0, st) !=
+        0)
         return status_prefix(st, "comm %s: broadcasting the NCCL id", c->name);
+    if (bootstrap[0] != ncclSuccess) {
+        char text[512];
+        return status_fail(st, "comm %s: ncclGetUniqueId on rank 0: %s", c->name,
+                           nccl_text((ncclResult_t)bootstrap[0], NULL, text, sizeof text));
+    }
+    memcpy(&id, &bootstrap[1], sizeof id);
     nccl_backend *b = calloc(1, sizeof *b);
     if (!b) return status_fail(st, "comm %s: out of memory", c->name);
     b->host = host;
@@ -605,7 +619,7 @@ int comm_nccl_create(comm *c, comm *host, status *st) {
         if (is_failure(init))
             rc = nccl_failed(c, 1, "ncclCommInitRankConfig", init, st);
         else
-            rc = settle(c, "NCCL initialisation", 0, st);
+            rc = settle(c, "NCCL initialisation", 0, TIMEOUT_RETURNS, st);
     }
     if (rc == 0) {
         c->ops = &nccl_ops;

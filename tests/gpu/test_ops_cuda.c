@@ -1131,6 +1131,9 @@ int main(void) {
     test_moe_routing(&h, 513, 64, 6, 1, 0.0, 0.0f);
     test_moe_routing(&h, 4096, 128, 8, 0, 0.0, 0.0f);
     test_moe_routing(&h, 1000, 16, 2, 1, 0.0, 20.0f);
+    /* capacity over more slots than CUB sorts in one block (4864 on sm80+: its multi-pass sort) */
+    test_moe_routing(&h, 16384, 64, 2, 0, 1.0, 0.0f);
+    test_moe_routing(&h, 6000, 16, 1, 1, 1.25, 0.0f);
     test_optimizers(&h, 100003);
     /* cuDNN's ragged path (per-document masks): a few documents, many (a bucket of 256), long
      * ones. Last because it has never run: an error in a built cuDNN graph aborts the process,

@@ -1,6 +1,7 @@
 /* The grid mapping (worked examples and, for every layout of up to 64 ranks, a bijection whose
  * groups partition the world), the size errors, the launcher variables and their cross-check
- * with MPI (the mismatch messages), and parallel_init under mpirun (np 1 and 4).
+ * with MPI (the mismatch messages), parallel_init under mpirun (np 1 and 4), and the count of
+ * distinct devices behind the communicator choice (ranks on GPUs of their own, sharing, none).
  * With --expect-launch-mismatch (run as a singleton with SLURM_* saying 4 tasks) parallel_init
  * must fail with the srun --mpi=pmix hint. */
 #include <stdint.h>
@@ -9,6 +10,7 @@
 
 #include "parallel/topology.h"
 #include "tests/parallel/mpi_check.h"
+#include "train/device.h"
 
 static void check_examples(void) {
     status st = {{0}};
@@ -180,6 +182,43 @@ static int expect_launch_mismatch(int argc, char **argv) {
     return check_summary("test_topology --expect-launch-mismatch");
 }
 
+/* The device this test's rank pretends to compute on: 0 none, else a name whose only non-zero
+ * byte is the last (so the count must compare all 16 bytes). */
+static int pretend_device;
+
+static int pretend_identity(unsigned char identity[16]) {
+    memset(identity, 0, 16);
+    identity[15] = (unsigned char)pretend_device;
+    return pretend_device ? 0 : -1;
+}
+
+/* Every rank must get the same count, and auto must take NCCL exactly when it equals the ranks. */
+static void check_device_count(parallel_topology *t, int rank, int size, int device, int expected) {
+    ops backend = *ops_cpu();
+    backend.host_memory = 0;
+    backend.device_identity = pretend_identity;
+    pretend_device = device;
+    status st = {{0}};
+    int devices = -1;
+    CHECK_MSG(device_count_distinct(&t->comms[AXIS_WORLD], &backend, &devices, &st) == 0, "%s",
+              st.message);
+    CHECK_MSG(devices == expected, "rank %d: %d devices, expected %d", rank, devices, expected);
+    comm_kind chosen;
+    CHECK(device_comm_choose(COMM_AUTO, &backend, size, devices, &chosen, &st) == 0);
+    CHECK(chosen == (expected == size ? COMM_NCCL : COMM_MPI));
+}
+
+static void check_device_counts(parallel_topology *t, int rank, int size) {
+    check_device_count(t, rank, size, rank + 1, size); /* a GPU each (--gpus-per-task=1) */
+    check_device_count(t, rank, size, rank / 2 + 1, (size + 1) / 2);       /* two ranks per GPU */
+    check_device_count(t, rank, size, rank == 0 ? 0 : rank + 1, size - 1); /* one without */
+    check_device_count(t, rank, size, 7, 1);                               /* all on one GPU */
+    ops host = *ops_cpu();
+    int devices = -1;
+    status st = {{0}};
+    CHECK(device_count_distinct(&t->comms[AXIS_WORLD], &host, &devices, &st) == 0 && devices == 0);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--expect-launch-mismatch") == 0)
         return expect_launch_mismatch(argc, argv);
@@ -207,6 +246,7 @@ int main(int argc, char **argv) {
         CHECK(strcmp(t.comms[axis].name, parallel_axis_name((parallel_axis)axis)) == 0);
     }
     CHECK(t.comms[AXIS_DP].size == p.size && t.comms[AXIS_TP].size == 1);
+    check_device_counts(&t, p.rank, p.size);
     topology_destroy(&t);
     cfg.tp = 3;
     CHECK(topology_create(&t, &cfg, &st) == (p.size % 3 ? -1 : 0));

@@ -1,5 +1,5 @@
 /* device_comm_choose: which communicator carries the backend's buffers for each
- * parallel.comm value, backend kind, and number of ranks and GPUs on the node,
+ * parallel.comm value, backend kind, and number of ranks and distinct GPUs,
  * and the one-line errors for the combinations that cannot work. A backend
  * with device memory is stood in for by a copy of the CPU table with
  * host_memory cleared (the choice reads nothing else), so every branch runs
@@ -41,12 +41,10 @@ int main(void) {
     CHECK(choose(COMM_AUTO, &device, 2, 0, &chosen, &st) == 0 && chosen == COMM_MPI);
     CHECK(choose(COMM_MPI, &device, 8, 1, &chosen, &st) == 0 && chosen == COMM_MPI);
     CHECK(choose(COMM_NCCL, &device, 4, 1, &chosen, &st) != 0);
-    CHECK_STR_CONTAINS(st.message, "4 ranks on this node share 1 GPU ");
+    CHECK_STR_CONTAINS(st.message, "the 4 ranks compute on 1 GPU ");
     CHECK_STR_CONTAINS(st.message, "use parallel.comm: mpi or auto");
     CHECK(choose(COMM_NCCL, &device, 3, 2, &chosen, &st) != 0);
-    CHECK_STR_CONTAINS(st.message, "3 ranks on this node share 2 GPUs");
+    CHECK_STR_CONTAINS(st.message, "the 3 ranks compute on 2 GPUs");
 
-    /* a build without CUDA, or this machine without a GPU, sees none */
-    CHECK(device_visible_gpus() >= 0);
     return check_summary("test_device_comm");
 }

@@ -183,6 +183,20 @@ static void sigmoid_gates(const ops *o, double tolerance) {
               o->name, r.choice[0], r.choice[1]);
 }
 
+/* No tokens (an expert-parallel rank can receive none): nothing routed, the losses untouched
+ * (their means over N tokens would be 0/0) */
+static void no_tokens(const ops *o) {
+    const moe_router routers[2] = {{4, 2, 0, 0.2, 0.05, 0}, {4, 2, 1, 0.2, 0.05, 1.5}};
+    for (int i = 0; i < 2; i++) {
+        routed r;
+        route(o, &routers[i], 0, (const float[1]){0}, (const float[2]){0.5f, 0.25f}, &r);
+        CHECK_MSG(r.losses[0] == 0.5 && r.losses[1] == 0.25, "%s router %d: losses %g %g", o->name,
+                  i, r.losses[0], r.losses[1]);
+        CHECK(same_ints(r.assigned, (const int32_t[4]){0, 0, 0, 0}, 4));
+        CHECK(same_ints(r.expert_offset, (const int32_t[5]){0, 0, 0, 0, 0}, 5));
+    }
+}
+
 /* With dgates = 0 only the auxiliary losses remain: softmax router, token t, expert e:
  * aux_scale·(p_e·(a_e - Σ p·a) + z_coef/N·2·lse·p_e), a_e = aux_coef·E/(N²k)·assigned_e. */
 static void backward_auxiliary_only(const ops *o, double tolerance) {
@@ -227,6 +241,7 @@ int main(void) {
         softmax_ties_and_capacity(backends[i], tolerance[i]);
         sigmoid_gates(backends[i], tolerance[i]);
         backward_auxiliary_only(backends[i], tolerance[i]);
+        no_tokens(backends[i]);
     }
     return check_summary("test_ops_moe_routing");
 }
