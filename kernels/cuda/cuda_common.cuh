@@ -61,8 +61,8 @@ typedef struct cuda_backend {
     void **grouped_pointers;
     int grouped_gemm_path, grouped_gemm_ran, grouped_gemm_refused;
     /* gemm.cu: the GELU epilogues switched off (kernels/cuda/gelu_epilogue.h), whether the latest
-     * matmul_gelu forward and backward ran them, the epilogue refusals already noted */
-    int gelu_epilogue_off, gelu_epilogue_ran[2], epilogue_notes;
+     * matmul_gelu forward and backward ran them, the GEMM notes already printed (gemm.cu) */
+    int gelu_epilogue_off, gelu_epilogue_ran[2], gemm_notes;
 } cuda_backend;
 
 cuda_backend *cuda_backend_state(void);

@@ -243,14 +243,30 @@ static void note_refusal(const gemm_key *key, int rows, const char *why) {
     static const char *const names[] = {"bias", "GELU forward", "GELU backward"};
     cuda_backend *state = cuda_backend_state();
     int bit = 1 << key->epilogue;
-    if (state->epilogue_notes & bit) return;
-    state->epilogue_notes |= bit;
+    if (state->gemm_notes & bit) return;
+    state->gemm_notes |= bit;
     fprintf(stderr,
             "cuda: cuBLASLt runs no %s epilogue for m %d n %d k %d%s (%s); that shape runs "
             "the GEMM and the %s apart\n",
             names[key->epilogue], key->m, rows, key->k,
             key->bias && key->epilogue != EPILOGUE_PLAIN ? " with bias" : "", why,
             key->epilogue == EPILOGUE_PLAIN ? "bias" : "GELU");
+}
+
+/* Said once per process: operands whose rows are not a multiple of 8 bf16 (16 bytes) keep
+ * cuBLASLt off its tensor-core kernels that load 16 bytes at a time. In practice that is the
+ * output layer of a vocabulary such as GPT-2's 50257, which llm.c and nanoGPT pad to 50304. */
+static void note_unaligned_rows(int m, int n, int k, int lda, int ldb, int ldd) {
+    cuda_backend *state = cuda_backend_state();
+    const int bit = 1 << 3; /* after note_refusal's three */
+    if (state->gemm_notes & bit) return;
+    state->gemm_notes |= bit;
+    int ld = lda % 8 ? lda : ldb % 8 ? ldb : ldd;
+    fprintf(stderr,
+            "cuda: a GEMM (m %d n %d k %d) has rows of %d elements, not a multiple of 8: cuBLASLt "
+            "runs it on slower kernels; if it is the output layer, a model.vocab rounded up to a "
+            "multiple of 64 avoids it (e.g. 50304 for GPT-2's 50257 tokens)\n",
+            m, n, k, ld);
 }
 
 /* D[m][n] (column-major) = op(A) · op(B) + beta · D, optionally + bias[m], through `epilogue`
@@ -263,6 +279,7 @@ static int gemm_epilogue(void *d, const void *a, const void *b, const void *bias
                          int d_is_float, float beta) {
     int rows = rows_are == ROWS_ARE_N ? n : k;
     if (rows == 0) return 1;
+    if ((lda | ldb | ldd) % 8) note_unaligned_rows(m, n, k, lda, ldb, ldd);
     gemm_key key;
     memset(&key, 0, sizeof key); /* the key is compared bytewise */
     key.transa = transa;
