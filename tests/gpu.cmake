@@ -19,3 +19,10 @@ if(CAIRN_HAVE_CUDA)
   set_tests_properties(test_ops_cuda PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT "${CAIRN_TEST_ENV}"
                        WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 endif()
+# run.sh's search for the CUDA libraries a GPU host keeps in Python wheels: runs everywhere
+find_program(CAIRN_CC NAMES cc gcc)
+if(CAIRN_CC)
+  add_test(NAME test_find_libraries
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/gpu/test_find_libraries.sh
+                   ${CMAKE_CURRENT_BINARY_DIR}/find_libraries)
+endif()

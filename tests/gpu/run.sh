@@ -5,7 +5,8 @@
 # --stage copies what the run needs from a build (cairn, the GPU test programs) and the
 # libyaml the GPU host may lack into DEST, a flat folder small enough to carry (~25 MB).
 # Programs are looked up in BUILD_DIR/tests/ and then BUILD_DIR/; BUILD_DIR is put on
-# LD_LIBRARY_PATH. Each step's output goes to the terminal and to LOG_DIR (default
+# LD_LIBRARY_PATH, and so are the folders of libraries the loader misses that find_libraries.sh
+# finds (cuDNN or NCCL that only a Python environment's nvidia wheels hold). Each step's output goes to the terminal and to LOG_DIR (default
 # BUILD_DIR/gpu-logs; $OUT when set).
 #   checks: test_ops_cuda (every op against the CPU backend), test_comm_nccl (one rank per GPU),
 #           train_cpu_vs_cuda (llama, gpt2, MoE training against the CPU), train_layouts
@@ -40,6 +41,16 @@ log_dir=${OUT:-$build/gpu-logs}
 mkdir -p "$log_dir"
 build_path=$(cd "$build" && pwd)
 export LD_LIBRARY_PATH="$build_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuDNN, NCCL or cuBLAS may be on the GPU host only inside a Python environment's nvidia wheels
+programs=()
+for program in "$build"/cairn "$build"/test_* "$build"/bench_* "$build"/tests/test_* \
+    "$build"/tests/bench_*; do
+    [ -f "$program" ] && [ -x "$program" ] && programs+=("$program")
+done
+if [ ${#programs[@]} -gt 0 ]; then
+    library_dirs=$("$here/find_libraries.sh" "${programs[@]}" | paste -sd:)
+    [ -n "$library_dirs" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$library_dirs"
+fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null |
     sed 's/^/device: /'
