@@ -247,6 +247,11 @@ typedef struct ops {
     void (*gather_rows)(void *out, const void *inp, const int32_t *rows, int n_out, int C);
     /* out[rows[i]] += inp[i] for i < n_inp and rows[i] >= 0 */
     void (*scatter_add_rows)(void *out, const void *inp, const int32_t *rows, int n_inp, int C);
+    /* dinp[n] += Σ_j drows[slot[n*k+j]] over slots != -1 (act, C columns): the backward of
+     * dispatching tokens to their rows (gather_rows by row_token). Each token's sum runs over
+     * j in order and is rounded once, with no atomics: the same bits every run. */
+    void (*moe_dispatch_backward)(void *dinp, const void *drows, const int32_t *slot, int N, int k,
+                                  int C);
     /* out[n] = Σ_j gates[n*k+j] * expert_out[slot[n*k+j]] over slots != -1 (overwrite).
      * gates (master [N*k]) */
     void (*moe_combine_forward)(void *out, const void *expert_out, const void *gates,

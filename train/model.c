@@ -924,7 +924,7 @@ static void moe_backward(model *m, int slot, int layer, const void *dout) {
         experts_backward(m, L, a, a->host_expert_offset, E, m->dexpert_out, m->dexpert_in,
                          a->expert_in);
     }
-    o->scatter_add_rows(m->dnorm, m->dexpert_in, a->row_token, a->host_expert_offset[E], d);
+    o->moe_dispatch_backward(m->dnorm, m->dexpert_in, a->slot, N, k, d);
     tp_sum_act(m, m->dnorm, (size_t)N * d);
     tp_sum_master(m, m->dgates, (size_t)N * k);
     /* the router: gates and the auxiliary losses */

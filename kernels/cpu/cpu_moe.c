@@ -32,6 +32,23 @@ void CPU_FN(scatter_add_rows)(void *out_, const void *inp_, const int32_t *rows,
     }
 }
 
+void CPU_FN(moe_dispatch_backward)(void *dinp_, const void *drows_, const int32_t *slot, int N,
+                                   int k, int C) {
+    real *dinp = dinp_;
+    const real *drows = drows_;
+#pragma omp parallel for schedule(static) if ((size_t)N * k * C >= PARALLEL_MIN_ELEMENTS)
+    for (int n = 0; n < N; n++) {
+        real *d = dinp + (size_t)n * C;
+        for (int j = 0; j < k; j++) {
+            int s = slot[(size_t)n * k + j];
+            if (s < 0) continue;
+            const real *g = drows + (size_t)s * C;
+            for (int c = 0; c < C; c++)
+                d[c] += g[c];
+        }
+    }
+}
+
 void CPU_FN(moe_combine_forward)(void *out_, const void *expert_out_, const void *gates_,
                                  const int32_t *slot, int N, int k, int C) {
     real *out = out_;

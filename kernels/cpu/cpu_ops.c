@@ -63,6 +63,7 @@ static const ops table = {
     .vocab_parallel_loss = CPU_FN(vocab_parallel_loss),
     .gather_rows = CPU_FN(gather_rows),
     .scatter_add_rows = CPU_FN(scatter_add_rows),
+    .moe_dispatch_backward = CPU_FN(moe_dispatch_backward),
     .moe_combine_forward = CPU_FN(moe_combine_forward),
     .moe_combine_backward = CPU_FN(moe_combine_backward),
     .moe_route_forward = CPU_FN(moe_route_forward),

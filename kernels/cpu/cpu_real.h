@@ -185,6 +185,8 @@ void CPU_FN(vocab_parallel_loss)(void *logits, void *losses, const void *row_max
 
 void CPU_FN(gather_rows)(void *out, const void *inp, const int32_t *rows, int n_out, int C);
 void CPU_FN(scatter_add_rows)(void *out, const void *inp, const int32_t *rows, int n_inp, int C);
+void CPU_FN(moe_dispatch_backward)(void *dinp, const void *drows, const int32_t *slot, int N, int k,
+                                   int C);
 void CPU_FN(moe_combine_forward)(void *out, const void *expert_out, const void *gates,
                                  const int32_t *slot, int N, int k, int C);
 void CPU_FN(moe_combine_backward)(void *dexpert_out, void *dgates, const void *dout,

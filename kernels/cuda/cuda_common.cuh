@@ -261,6 +261,8 @@ void cuda_embedding_backward(void *dwte, void *dwpe, const void *dout, const int
                              const int32_t *positions, int N, int C);
 void cuda_gather_rows(void *out, const void *inp, const int32_t *rows, int n_out, int C);
 void cuda_scatter_add_rows(void *out, const void *inp, const int32_t *rows, int n_inp, int C);
+void cuda_moe_dispatch_backward(void *dinp, const void *drows, const int32_t *slot, int N, int k,
+                                int C);
 void cuda_moe_combine_forward(void *out, const void *expert_out, const void *gates,
                               const int32_t *slot, int N, int k, int C);
 void cuda_moe_combine_backward(void *dexpert_out, void *dgates, const void *dout,

@@ -260,6 +260,7 @@ static const ops cuda_ops = {
     .moe_route_backward = cuda_moe_route_backward,
     .gather_rows = cuda_gather_rows,
     .scatter_add_rows = cuda_scatter_add_rows,
+    .moe_dispatch_backward = cuda_moe_dispatch_backward,
     .moe_combine_forward = cuda_moe_combine_forward,
     .moe_combine_backward = cuda_moe_combine_backward,
     .adamw_update = cuda_adamw_update,

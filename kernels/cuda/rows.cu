@@ -1,7 +1,10 @@
-/* Row-indexed ops: token/position embedding, MoE gather/scatter of rows and
- * the gate-weighted combine. Gradient scatters into rows that several inputs
- * share use atomics (fp32 for the embedding tables, bf16 for scatter_add_rows),
- * so their sums are not bit-reproducible. */
+/* Row-indexed ops: token/position embedding, MoE gather/scatter of rows, the
+ * gate-weighted combine and the dispatch's backward. The embedding gradient
+ * and scatter_add_rows add with atomics (fp32 into the tables, bf16), so sums
+ * into a row that several inputs share are not bit-reproducible; the MoE
+ * backward avoids them: moe_dispatch_backward sums each token's rows through
+ * its slots instead (scatter_add_rows is left with permutations, where no row
+ * is shared). */
 #include "kernels/cuda/cuda_common.cuh"
 
 enum { ROWS_THREADS = 256, ROWS_WARPS = 8 };
@@ -123,37 +126,55 @@ void cuda_scatter_add_rows(void *out, const void *inp, const int32_t *rows, int 
 
 /* ---- MoE combine ---- */
 
+/* out[n] = Σ_j gates[n*k+j] · rows[slot[n*k+j]] (gates: moe_combine_forward), or
+ * out[n] + Σ_j rows[slot[n*k+j]] (no gates: moe_dispatch_backward), over slots != -1: one
+ * thread per VEC columns of a token sums in fp32 in slot order and rounds once */
 template <int VEC>
-__global__ void moe_combine_forward_kernel(bf16 *out, const bf16 *expert_out, const float *gates,
-                                           const int32_t *slot, int N, int k, int C) {
+__global__ void slot_sum_kernel(bf16 *out, const bf16 *rows, const float *gates,
+                                const int32_t *slot, int N, int k, int C) {
     size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * VEC;
     if (i >= (size_t)N * C) return;
     size_t n = i / C, c = i % C;
     float acc[VEC];
+    if (gates) {
 #pragma unroll
-    for (int j = 0; j < VEC; j++) acc[j] = 0.0f;
+        for (int j = 0; j < VEC; j++)
+            acc[j] = 0.0f;
+    } else {
+        vec_io<VEC>::load(acc, out + i);
+    }
     for (int j = 0; j < k; j++) {
         int s = slot[n * k + j];
         if (s < 0) continue;
-        float gate = gates[n * k + j], x[VEC];
-        vec_io<VEC>::load(x, expert_out + (size_t)s * C + c);
+        float gate = gates ? gates[n * k + j] : 1.0f, x[VEC];
+        vec_io<VEC>::load(x, rows + (size_t)s * C + c);
 #pragma unroll
         for (int e = 0; e < VEC; e++) acc[e] += gate * x[e];
     }
     vec_io<VEC>::store(out + i, acc);
 }
 
-void cuda_moe_combine_forward(void *out, const void *expert_out, const void *gates,
-                              const int32_t *slot, int N, int k, int C) {
+static void slot_sum(void *out, const void *rows, const void *gates, const int32_t *slot, int N,
+                     int k, int C) {
     size_t n = (size_t)N * C;
     if (n == 0) return;
-    if (rows_vec8(C, out, expert_out, NULL))
-        moe_combine_forward_kernel<8><<<cuda_blocks(n / 8, ROWS_THREADS), ROWS_THREADS>>>(
-            (bf16 *)out, (const bf16 *)expert_out, (const float *)gates, slot, N, k, C);
+    if (rows_vec8(C, out, rows, NULL))
+        slot_sum_kernel<8><<<cuda_blocks(n / 8, ROWS_THREADS), ROWS_THREADS>>>(
+            (bf16 *)out, (const bf16 *)rows, (const float *)gates, slot, N, k, C);
     else
-        moe_combine_forward_kernel<1><<<cuda_blocks(n, ROWS_THREADS), ROWS_THREADS>>>(
-            (bf16 *)out, (const bf16 *)expert_out, (const float *)gates, slot, N, k, C);
+        slot_sum_kernel<1><<<cuda_blocks(n, ROWS_THREADS), ROWS_THREADS>>>(
+            (bf16 *)out, (const bf16 *)rows, (const float *)gates, slot, N, k, C);
     CUDA_CHECK_LAUNCH();
+}
+
+void cuda_moe_combine_forward(void *out, const void *expert_out, const void *gates,
+                              const int32_t *slot, int N, int k, int C) {
+    slot_sum(out, expert_out, gates, slot, N, k, C);
+}
+
+void cuda_moe_dispatch_backward(void *dinp, const void *drows, const int32_t *slot, int N, int k,
+                                int C) {
+    slot_sum(dinp, drows, NULL, slot, N, k, C);
 }
 
 /* one warp per (n, j): the expert row's gradient and the gate's gradient */

@@ -918,8 +918,13 @@ static void test_moe_combine(harness *h, int N, int k, int C) {
                                  slot_buffer.gpu, N, k, C);
     check_bf16(h, "moe_combine_backward dexpert_out", &dexpert_out);
     check(h, "moe_combine_backward dgates", &dgates, 1e-5, 1e-4);
+    /* the dispatch's backward adds onto what dinp holds: the same random start on both sides */
+    tensor dinp = tensor_random_new(h, (size_t)N * C, ACT, 1.0);
+    h->cpu->moe_dispatch_backward(dinp.cpu, dexpert_out.cpu, slot_buffer.cpu, N, k, C);
+    h->gpu->moe_dispatch_backward(dinp.gpu, dexpert_out.gpu, slot_buffer.gpu, N, k, C);
+    check_bf16(h, "moe_dispatch_backward+=", &dinp);
     index_free(h, &slot_buffer);
-    tensor *all[] = {&expert_out, &gates, &out, &dout, &dexpert_out, &dgates};
+    tensor *all[] = {&expert_out, &gates, &out, &dout, &dexpert_out, &dgates, &dinp};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tensor_free(h, all[i]);
 }
 
@@ -1125,6 +1130,7 @@ int main(void) {
     test_rows(&h, 64, 136);
     test_rows(&h, 64, 45);
     test_moe_combine(&h, 48, 2, 136);
+    test_moe_combine(&h, 37, 3, 50); /* columns not a multiple of 8: one per thread */
     test_moe_routing(&h, 1000, 8, 2, 0, 0.0, 0.0f);
     test_moe_routing(&h, 1000, 8, 2, 0, 1.0, 0.0f);
     test_moe_routing(&h, 777, 16, 1, 1, 1.25, 0.0f);

@@ -442,6 +442,15 @@ static void hand_rows(const ops *o) {
     o->act_to_float(got, g, 4);
     CHECK(got[0] == 0.25f * 3 + 0.75f * 1 && got[1] == 0.25f * 4 + 0.75f * 2);
     CHECK(got[2] == 1.5f && got[3] == 2.0f);
+    /* dispatch backward: token 0 took rows 2 and 0, token 1 row 1 (and a dropped slot) */
+    float drows[3 * 2] = {1, 2, 3, 4, 5, 6}, dinp[2 * 2] = {10, 20, 30, 40};
+    int32_t dispatched[4] = {2, 0, -1, 1};
+    void *dr = upload(o, drows, 6), *di = upload(o, dinp, 4);
+    o->moe_dispatch_backward(di, dr, dispatched, 2, 2, 2);
+    o->act_to_float(got, di, 4);
+    CHECK(got[0] == 10 + 5 + 1 && got[1] == 20 + 6 + 2 && got[2] == 30 + 3 && got[3] == 40 + 4);
+    o->free(dr);
+    o->free(di);
     /* elementwise */
     float a[3] = {1, 2, 3}, b[3] = {0.5f, -1, 4};
     void *da = upload(o, a, 3), *db = upload(o, b, 3);

@@ -533,6 +533,37 @@ static void check_gather_scatter(const ops *o, random_state *r) {
     o->free(c.R);
 }
 
+/* moe_dispatch_backward is gather_rows' gradient when the rows are the tokens' slots: rows
+ * gathered by row_token, the gradient summed back through slot (its inverse) */
+static void check_moe_dispatch(const ops *o, random_state *r) {
+    enum { N = 5, K = 2, C = 6, ROWS = 8 };
+    /* every row once; two dropped slots */
+    int32_t slot[N * K] = {3, 0, 7, -1, 1, 6, 5, 2, -1, 4};
+    int32_t row_token[ROWS];
+    for (int i = 0; i < N * K; i++)
+        if (slot[i] >= 0) row_token[slot[i]] = i / K;
+    rows_case c = {o,
+                   ROWS,
+                   C,
+                   0,
+                   row_token,
+                   random_buffer(o, r, N * C, -1, 1),
+                   NULL,
+                   o->alloc(ROWS * C * 8),
+                   random_buffer(o, r, ROWS * C, -1, 1)};
+    double *prior = random_buffer(o, r, N * C, -1, 1), *grad = copy_buffer(o, prior, N * C);
+    o->moe_dispatch_backward(grad, c.R, slot, N, K, C);
+    for (int i = 0; i < N * C; i++)
+        grad[i] -= prior[i];
+    CHECK_GRADIENT("gather_rows by row_token / moe_dispatch_backward by slot (+= onto data)", c.inp,
+                   N * C, grad, gather_loss, &c);
+    o->free(prior);
+    o->free(grad);
+    o->free(c.inp);
+    o->free(c.out);
+    o->free(c.R);
+}
+
 static long double combine_loss(void *c_) {
     rows_case *c = c_;
     c->o->moe_combine_forward(c->out, c->inp, c->gates, c->rows, c->n_out, c->k, c->C);
@@ -650,6 +681,7 @@ int main(void) {
     check_cross_entropy(o, &r);
     check_gather_scatter(o, &r);
     check_moe_combine(o, &r);
+    check_moe_dispatch(o, &r);
     check_moe_route(o, &r, "moe_route softmax top-2 (dlogits overwritten)", 0, 2, 0);
     check_moe_route(o, &r, "moe_route softmax top-1", 0, 1, 0);
     check_moe_route(o, &r, "moe_route softmax top-2 capacity 0.5", 0, 2, 0.5);
