@@ -63,9 +63,10 @@ typedef struct ops {
     double (*peak_flops)(void);
     /* the most bytes of backend memory held at once so far (see the contract above) */
     size_t (*peak_memory)(void);
-    /* 16 bytes that name the physical device, the same in every process that computes on it and
-     * different on every other device (CUDA: the GPU's UUID); 0, or -1 when the driver does not
-     * say. NULL for backends on host memory. */
+    /* 16 bytes that name the device among this machine's, the same in every process that
+     * computes on it and different for every other device of the machine, as NCCL tells GPUs
+     * apart (CUDA: the PCI domain, bus and device numbers, so MIG slices of one GPU are one
+     * device); 0, or -1 when the driver does not say. NULL for backends on host memory. */
     int (*device_identity)(unsigned char identity[16]);
 
     /* ---- memory ---- */

@@ -25,4 +25,5 @@ if(CAIRN_CC)
   add_test(NAME test_find_libraries
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/gpu/test_find_libraries.sh
                    ${CMAKE_CURRENT_BINARY_DIR}/find_libraries)
+  set_tests_properties(test_find_libraries PROPERTIES ENVIRONMENT "CC=${CAIRN_CC}")
 endif()

@@ -3,20 +3,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-/* A rank's device as three int64: whether it has one, then its 16 bytes */
-enum { IDENTITY_WORDS = 3 };
+/* A rank's device as four int64: whether it has one, its machine, then its 16 bytes */
+enum { IDENTITY_WORDS = 4 };
 
 static int compare_identities(const void *a, const void *b) {
     return memcmp(a, b, IDENTITY_WORDS * sizeof(int64_t));
 }
 
-int device_count_distinct(comm *world, const ops *o, int *devices, status *st) {
-    int64_t mine[IDENTITY_WORDS] = {0, 0, 0};
+static uint64_t fnv1a(uint64_t hash, const char *text) {
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        hash = (hash ^ *p) * 1099511628211ull;
+    return hash;
+}
+
+uint64_t device_host_hash(void) {
+    char name[256] = "";
+    gethostname(name, sizeof name - 1);
+    uint64_t hash = fnv1a(14695981039346656037ull, name);
+    /* containers on different machines may share a host name, but not a boot */
+    char boot[64] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (!fgets(boot, sizeof boot, f)) boot[0] = '\0';
+        fclose(f);
+    }
+    return fnv1a(hash, boot);
+}
+
+int device_count_distinct(comm *world, const ops *o, uint64_t host, int *devices, status *st) {
+    int64_t mine[IDENTITY_WORDS] = {0, (int64_t)host, 0, 0};
     unsigned char identity[16];
     if (o->device_identity && o->device_identity(identity) == 0) {
         mine[0] = 1;
-        memcpy(&mine[1], identity, sizeof identity);
+        memcpy(&mine[2], identity, sizeof identity);
     }
     int64_t *all = malloc((size_t)world->size * sizeof mine);
     if (!all) return status_fail(st, "out of memory for %d ranks' device names", world->size);

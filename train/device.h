@@ -7,6 +7,7 @@
 #define CAIRN_DEVICE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/status.h"
 #include "kernels/ops.h"
@@ -16,12 +17,16 @@
 int device_select(device_kind kind, int local_rank, const ops **out, char *description,
                   size_t description_size, status *st);
 
-/* How many distinct devices the ranks of `world` compute on, by the backend's device_identity
- * (a rank on host memory, or whose driver does not name its GPU, counts none). Every rank of
- * `world` calls it and gets the same answer, so every rank then makes the same choice. Counting
- * devices rather than the GPUs a process sees is what holds under Slurm's --gpus-per-task and
- * per-rank CUDA_VISIBLE_DEVICES, where each rank sees one GPU of its own. */
-int device_count_distinct(comm *world, const ops *o, int *devices, status *st);
+/* This machine, as a hash of its host name and boot id (what NCCL tells hosts apart by). */
+uint64_t device_host_hash(void);
+
+/* How many distinct devices the ranks of `world` compute on: the backend's device_identity on
+ * each rank's `host` (device_host_hash; a rank on host memory, or whose driver does not name its
+ * GPU, counts none). Every rank of `world` calls it and gets the same answer, so every rank then
+ * makes the same choice. Counting devices rather than the GPUs a process sees is what holds
+ * under Slurm's --gpus-per-task and per-rank CUDA_VISIBLE_DEVICES, where each rank sees one GPU
+ * of its own. */
+int device_count_distinct(comm *world, const ops *o, uint64_t host, int *devices, status *st);
 
 /* The communicator for the backend's buffers under `parallel.comm: auto|mpi|nccl`, for `ranks`
  * ranks that compute on `devices` distinct devices: MPI when the backend computes in host memory

@@ -266,7 +266,8 @@ static int open_rank(trainer *t, const config *c, const char *device_description
     comm_device_memory memory = {t->ops->copy_to_host, t->ops->copy_to_device};
     int world = t->topology.grid.size[AXIS_WORLD], devices;
     if (world > 1 &&
-        (device_count_distinct(&t->topology.comms[AXIS_WORLD], t->ops, &devices, st) != 0 ||
+        (device_count_distinct(&t->topology.comms[AXIS_WORLD], t->ops, device_host_hash(), &devices,
+                               st) != 0 ||
          device_comm_choose(c->parallel.comm, t->ops, world, devices, &kind, st) != 0 ||
          topology_attach_device(&t->topology, kind, t->ops->host_memory ? NULL : &memory, st) != 0))
         return -1;

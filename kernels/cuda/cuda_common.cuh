@@ -36,8 +36,7 @@ void cublas_check(cublasStatus_t status, const char *what, const char *file, int
 typedef struct cuda_backend {
     int device, device_count;
     char name[256];     /* as the driver reports it */
-    unsigned char uuid[16]; /* the GPU's, as the driver reports it (ops' device_identity) */
-    int has_uuid;           /* 0 when the driver left it all zeros */
+    int pci_domain, pci_bus, pci_device; /* where the GPU sits (ops' device_identity) */
     double peak_flops;  /* dense bf16, 0 when unknown */
     int multiprocessors;
     cublasLtHandle_t lt;
@@ -63,6 +62,7 @@ typedef struct cuda_backend {
     /* gemm.cu: the GELU epilogues switched off (kernels/cuda/gelu_epilogue.h), whether the latest
      * matmul_gelu forward and backward ran them, the GEMM notes already printed (gemm.cu) */
     int gelu_epilogue_off, gelu_epilogue_ran[2], gemm_notes;
+    int unaligned_noted[4], unaligned_notes; /* row lengths noted as unaligned (gemm.cu) */
 } cuda_backend;
 
 cuda_backend *cuda_backend_state(void);

@@ -52,7 +52,7 @@ typedef struct gemm_key {
     int d_is_float;
     int bias;
     int epilogue; /* epilogue_kind */
-    int align_a, align_b, align_d, align_aux;
+    int align_a, align_b, align_d, align_aux, align_bias;
 } gemm_key;
 
 typedef struct gemm_plan {
@@ -61,7 +61,8 @@ typedef struct gemm_plan {
     cublasLtMatrixLayout_t a, b, d;
     cublasLtMatmulAlgo_t algo;
     int rows;            /* the row count the layouts and the algorithm hold now */
-    int refused;         /* a GELU epilogue cuBLASLt has no algorithm for: callers run it unfused */
+    int refused;         /* an epilogue cuBLASLt has no algorithm for: callers run it unfused */
+    cublasStatus_t refusal; /* the heuristic's status then (success: it found none) */
     uint64_t last_used;  /* for eviction of the least recently used plan */
 } gemm_plan;
 
@@ -109,6 +110,7 @@ static cublasLtEpilogue_t epilogue_of(const gemm_key *key) {
  * pointer alignment") */
 static void plan_create(gemm_plan *plan, const gemm_key *key, const void *aux, const void *bias) {
     plan->key = *key;
+    plan->refusal = CUBLAS_STATUS_SUCCESS;
     cublasOperation_t opa = key->transa ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = key->transb ? CUBLAS_OP_T : CUBLAS_OP_N;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -177,7 +179,10 @@ static int choose_algorithm(gemm_plan *plan) {
                          "cublasLtMatmulAlgoGetHeuristic (no algorithm)", __FILE__, __LINE__);
     }
     /* some versions answer a configuration they have no kernel for with NOT_SUPPORTED */
-    if (status != CUBLAS_STATUS_SUCCESS || found == 0) return 0;
+    if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
+        plan->refusal = status;
+        return 0;
+    }
     plan->algo = result.algo;
     return 1;
 }
@@ -253,15 +258,18 @@ static void note_refusal(const gemm_key *key, int rows, const char *why) {
             key->epilogue == EPILOGUE_PLAIN ? "bias" : "GELU");
 }
 
-/* Said once per process: operands whose rows are not a multiple of 8 bf16 (16 bytes) keep
- * cuBLASLt off its tensor-core kernels that load 16 bytes at a time. In practice that is the
- * output layer of a vocabulary such as GPT-2's 50257, which llm.c and nanoGPT pad to 50304. */
+/* Said once per row length (for the first few): operands whose rows are not a multiple of 8
+ * bf16 (16 bytes) keep cuBLASLt off its tensor-core kernels that load 16 bytes at a time. In
+ * practice that is the output layer of a vocabulary such as GPT-2's 50257, which llm.c and
+ * nanoGPT pad to 50304 (a MoE router's expert count can come first, so one note is not enough). */
 static void note_unaligned_rows(int m, int n, int k, int lda, int ldb, int ldd) {
     cuda_backend *state = cuda_backend_state();
-    const int bit = 1 << 3; /* after note_refusal's three */
-    if (state->gemm_notes & bit) return;
-    state->gemm_notes |= bit;
     int ld = lda % 8 ? lda : ldb % 8 ? ldb : ldd;
+    const int most = (int)(sizeof state->unaligned_noted / sizeof *state->unaligned_noted);
+    for (int i = 0; i < state->unaligned_notes; i++)
+        if (state->unaligned_noted[i] == ld) return;
+    if (state->unaligned_notes == most) return;
+    state->unaligned_noted[state->unaligned_notes++] = ld;
     fprintf(stderr,
             "cuda: a GEMM (m %d n %d k %d) has rows of %d elements, not a multiple of 8: cuBLASLt "
             "runs it on slower kernels; if it is the output layer, a model.vocab rounded up to a "
@@ -298,6 +306,7 @@ static int gemm_epilogue(void *d, const void *a, const void *b, const void *bias
     key.align_b = pointer_alignment(b);
     key.align_d = pointer_alignment(d);
     key.align_aux = aux ? pointer_alignment(aux) : 0;
+    key.align_bias = bias ? pointer_alignment(bias) : 0;
     gemm_plan *plan = plan_for(&key, aux, bias);
     /* before plan_take_rows: its check of the algorithm reads their alignments */
     if (aux)
@@ -307,7 +316,10 @@ static int gemm_epilogue(void *d, const void *a, const void *b, const void *bias
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                     &bias, sizeof bias));
     if (!plan_take_rows(plan, rows)) {
-        note_refusal(&key, rows, "no algorithm");
+        note_refusal(&key, rows,
+                     plan->refusal == CUBLAS_STATUS_SUCCESS
+                         ? "no algorithm"
+                         : cublasLtGetStatusString(plan->refusal));
         return 0;
     }
     cuda_backend *state = cuda_backend_state();

@@ -139,8 +139,10 @@ static double cuda_peak_flops(void) {
 }
 
 static int cuda_device_identity(unsigned char identity[16]) {
-    memcpy(identity, backend_state.uuid, 16);
-    return backend_state.has_uuid ? 0 : -1;
+    const int pci[3] = {backend_state.pci_domain, backend_state.pci_bus, backend_state.pci_device};
+    memset(identity, 0, 16);
+    memcpy(identity, pci, sizeof pci);
+    return 0;
 }
 
 static void cuda_describe(char *out, size_t size) {
@@ -323,9 +325,9 @@ static int backend_init(cuda_backend *state, int local_rank, char *why, size_t w
         return -1;
     state->multiprocessors = prop.multiProcessorCount;
     snprintf(state->name, sizeof state->name, "%s", prop.name);
-    memcpy(state->uuid, prop.uuid.bytes, sizeof state->uuid);
-    for (int i = 0; i < 16; i++)
-        state->has_uuid |= state->uuid[i] != 0;
+    state->pci_domain = prop.pciDomainID;
+    state->pci_bus = prop.pciBusID;
+    state->pci_device = prop.pciDeviceID;
     state->peak_flops = datasheet_peak_flops(prop.name);
     cublasStatus_t status = cublasLtCreate(&state->lt);
     if (status != CUBLAS_STATUS_SUCCESS) {

@@ -182,8 +182,8 @@ static int expect_launch_mismatch(int argc, char **argv) {
     return check_summary("test_topology --expect-launch-mismatch");
 }
 
-/* The device this test's rank pretends to compute on: 0 none, else a name whose only non-zero
- * byte is the last (so the count must compare all 16 bytes). */
+/* The device this test's rank pretends to compute on: 0 none, else a name (among its host's
+ * devices) whose only non-zero byte is the last (so the count must compare all 16 bytes). */
 static int pretend_device;
 
 static int pretend_identity(unsigned char identity[16]) {
@@ -192,16 +192,18 @@ static int pretend_identity(unsigned char identity[16]) {
     return pretend_device ? 0 : -1;
 }
 
-/* Every rank must get the same count, and auto must take NCCL exactly when it equals the ranks. */
-static void check_device_count(parallel_topology *t, int rank, int size, int device, int expected) {
+/* Every rank must get the same count, and auto must take NCCL exactly when it equals the ranks.
+ * `host`: the machine the rank pretends to run on. */
+static void check_device_count(parallel_topology *t, int rank, int size, uint64_t host, int device,
+                               int expected) {
     ops backend = *ops_cpu();
     backend.host_memory = 0;
     backend.device_identity = pretend_identity;
     pretend_device = device;
     status st = {{0}};
     int devices = -1;
-    CHECK_MSG(device_count_distinct(&t->comms[AXIS_WORLD], &backend, &devices, &st) == 0, "%s",
-              st.message);
+    CHECK_MSG(device_count_distinct(&t->comms[AXIS_WORLD], &backend, host, &devices, &st) == 0,
+              "%s", st.message);
     CHECK_MSG(devices == expected, "rank %d: %d devices, expected %d", rank, devices, expected);
     comm_kind chosen;
     CHECK(device_comm_choose(COMM_AUTO, &backend, size, devices, &chosen, &st) == 0);
@@ -209,14 +211,20 @@ static void check_device_count(parallel_topology *t, int rank, int size, int dev
 }
 
 static void check_device_counts(parallel_topology *t, int rank, int size) {
-    check_device_count(t, rank, size, rank + 1, size); /* a GPU each (--gpus-per-task=1) */
-    check_device_count(t, rank, size, rank / 2 + 1, (size + 1) / 2);       /* two ranks per GPU */
-    check_device_count(t, rank, size, rank == 0 ? 0 : rank + 1, size - 1); /* one without */
-    check_device_count(t, rank, size, 7, 1);                               /* all on one GPU */
-    ops host = *ops_cpu();
+    uint64_t here = device_host_hash();
+    check_device_count(t, rank, size, here, rank + 1, size); /* a GPU each (--gpus-per-task=1) */
+    check_device_count(t, rank, size, here, rank / 2 + 1, (size + 1) / 2); /* two ranks per GPU */
+    check_device_count(t, rank, size, here, rank == 0 ? 0 : rank + 1, size - 1); /* one without */
+    check_device_count(t, rank, size, here, 7, 1); /* all on one GPU */
+    /* the same place on different machines is a different GPU */
+    check_device_count(t, rank, size, (uint64_t)rank, 7, size);
+    check_device_count(t, rank, size, (uint64_t)(rank / 2), 7, (size + 1) / 2);
+    ops host_memory = *ops_cpu();
     int devices = -1;
     status st = {{0}};
-    CHECK(device_count_distinct(&t->comms[AXIS_WORLD], &host, &devices, &st) == 0 && devices == 0);
+    CHECK(device_count_distinct(&t->comms[AXIS_WORLD], &host_memory, here, &devices, &st) == 0 &&
+          devices == 0);
+    CHECK(device_host_hash() == here); /* the same machine hashes alike every time */
 }
 
 int main(int argc, char **argv) {
