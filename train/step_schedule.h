@@ -12,9 +12,8 @@
  * waited for at once; other sends complete in the background and are waited for before their
  * buffer is written again. So two neighbours never wait on each other's sends, on a backend
  * that runs messages in order (NCCL) or once messages outgrow MPI's eager protocol. With one
- * stage it is exactly
- * forward, backward, forward, ... on slot 0: the single-rank trainer. `step_schedule_forward`
- * runs the forward pass only (evaluation) for one micro-batch. */
+ * stage it is exactly forward, backward, forward, ... on slot 0: the single-rank trainer.
+ * `step_schedule_forward` runs the forward pass only (evaluation) for one micro-batch. */
 #ifndef CAIRN_STEP_SCHEDULE_H
 #define CAIRN_STEP_SCHEDULE_H
 

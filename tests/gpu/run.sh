@@ -6,8 +6,8 @@
 # libyaml the GPU host may lack into DEST, a flat folder small enough to carry (~25 MB).
 # Programs are looked up in BUILD_DIR/tests/ and then BUILD_DIR/; BUILD_DIR is put on
 # LD_LIBRARY_PATH, and so are the folders of libraries the loader misses that find_libraries.sh
-# finds (cuDNN or NCCL that only a Python environment's nvidia wheels hold). Each step's output goes to the terminal and to LOG_DIR (default
-# BUILD_DIR/gpu-logs; $OUT when set).
+# finds (cuDNN or NCCL that only a Python environment's nvidia wheels hold). Each step's output
+# goes to the terminal and to LOG_DIR (default BUILD_DIR/gpu-logs; $OUT when set).
 #   checks: test_ops_cuda (every op against the CPU backend), test_comm_nccl (one rank per GPU),
 #           train_cpu_vs_cuda (llama, gpt2, MoE training against the CPU), train_layouts
 #           (resume on the GPU; dp/tp/pp/ZeRO/ep layouts with several ranks on one GPU)
